@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Placeholder: filled in by its issue.
+set -euo pipefail
+echo "bench: not built yet" >&2
