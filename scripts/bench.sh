@@ -1,4 +1,12 @@
 #!/usr/bin/env bash
-# Placeholder: filled in by its issue.
+# Runs every benchmark: bench/<area>/run.sh, in name order. Each prints its own results; copy
+# them into BENCHMARKS.md with the command and the machine.
 set -euo pipefail
-echo "bench: not built yet" >&2
+cd "$(dirname "$0")/.."
+status=0
+for script in bench/*/run.sh; do
+  [ -x "$script" ] || continue
+  echo "=== $script"
+  "$script" || { echo "FAILED: $script" >&2; status=1; }
+done
+exit $status
