@@ -653,6 +653,7 @@ absl::Status Runner::Run(const std::function<void(RequestResult&&)>& sink) {
   if (absl::Status s = loop.Init(); !s.ok()) return s;
   loop.Warm(options_.warm_connections, absl::Seconds(10));
   start_ns_ = options_.start_monotonic_ns > 0 ? options_.start_monotonic_ns : NowNs() + 2'000'000;
+  started_.store(true, std::memory_order_release);
   loop.Run(&schedule_);
   return absl::OkStatus();
 }

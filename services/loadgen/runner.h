@@ -105,6 +105,8 @@ class Runner {
   int64_t ToUnixUs(int64_t monotonic_ns) const { return (monotonic_ns + offset_ns_) / 1000; }
   int64_t start_unix_us() const { return ToUnixUs(start_ns_); }
   int64_t start_monotonic_ns() const { return start_ns_; }
+  // True once the connections are warm and the schedule's start is fixed.
+  bool started() const { return started_.load(std::memory_order_acquire); }
 
   static int64_t MonotonicNowNs();
 
@@ -117,6 +119,7 @@ class Runner {
   RunCounters counters_;
   int64_t offset_ns_ = 0;
   int64_t start_ns_ = 0;
+  std::atomic<bool> started_{false};
   int stop_fd_ = -1;
   std::string end_reason_;
 };
