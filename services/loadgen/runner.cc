@@ -539,7 +539,8 @@ class Runner::Loop {
     if (r->first_token_ns == 0) r->first_token_ns = now;
     runner_->counters_.tokens.fetch_add(tokens, std::memory_order_relaxed);
     if (opts_.record_chunks) {
-      const int64_t offset_us = (now - r->sent_ns) / 1000;
+      // Both ends rounded the same way, so sent + offset is exactly first_token_unix_us.
+      const int64_t offset_us = runner_->ToUnixUs(now) - runner_->ToUnixUs(r->sent_ns);
       r->result.chunk_offset_us.push_back(static_cast<uint32_t>(std::max<int64_t>(0, offset_us)));
       r->result.chunk_tokens.push_back(tokens);
     }
