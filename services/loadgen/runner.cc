@@ -653,7 +653,8 @@ absl::Status Runner::Run(const std::function<void(RequestResult&&)>& sink) {
   Loop loop(this, sink);
   if (absl::Status s = loop.Init(); !s.ok()) return s;
   loop.Warm(options_.warm_connections, absl::Seconds(10));
-  start_ns_ = options_.start_monotonic_ns > 0 ? options_.start_monotonic_ns : NowNs() + 2'000'000;
+  start_ns_ = options_.start_unix_us > 0 ? options_.start_unix_us * 1000 - offset_ns_
+                                         : NowNs() + 2'000'000;
   started_.store(true, std::memory_order_release);
   loop.Run(&schedule_);
   return absl::OkStatus();

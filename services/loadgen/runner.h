@@ -57,8 +57,9 @@ struct RunOptions {
   // The request body of a scheduled request (prompt and lengths). Called on the event loop,
   // ahead of the request's send time, so its cost does not add to send lag.
   std::function<std::string(const ScheduledRequest&)> make_body;
-  // Schedule start on CLOCK_MONOTONIC (ns); 0 means "when Run() is called".
-  int64_t start_monotonic_ns = 0;
+  // Schedule start, Unix epoch microseconds (replicas share it); 0 means "once warm". Recorded
+  // scheduled times are exactly start + the schedule's offsets.
+  int64_t start_unix_us = 0;
   // Requests in flight above this are dropped (never delayed); 0 = unlimited.
   uint32_t max_in_flight = 0;
   // A request found this late at its send time is dropped instead of sent: the generator is

@@ -516,10 +516,7 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
                                     options_.max_warm_connections,
                                     " connections): later sends open new connections"));
   }
-  if (spec.start_at_unix_us() > 0) {
-    ro.start_monotonic_ns =
-        Runner::MonotonicNowNs() + (spec.start_at_unix_us() - RealNowUs()) * 1000;
-  }
+  ro.start_unix_us = spec.start_at_unix_us();
 
   const uint32_t warm_connections = ro.warm_connections;
   Runner runner(std::move(ro), std::move(*schedule));

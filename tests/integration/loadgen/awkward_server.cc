@@ -187,6 +187,12 @@ void AwkwardServer::Serve(int fd) {
     served.prompt_tokens =
         chat ? 1 + CountTokens(req["messages"][0]["content"].get<std::string>())
              : CountTokens(req["prompt"].get<std::string>());
+    if (size_t p = lower.find("\r\nauthorization:"); p != std::string::npos) {
+      const size_t start = head.find_first_not_of(' ', p + 16);
+      served.authorization = head.substr(start, head.find("\r\n", start) - start);
+    }
+    served.prompt = chat ? req["messages"][0]["content"].get<std::string>()
+                         : req["prompt"].get<std::string>();
     const Behaviour b = served.behaviour;
     auto record = [&] {
       if (index < 0) return;

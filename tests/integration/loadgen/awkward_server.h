@@ -53,6 +53,8 @@ class AwkwardServer {
     std::vector<int64_t> token_write_unix_us;  // per token-carrying event
     std::vector<uint32_t> event_tokens;        // tokens that event carried
     int64_t request_read_unix_us = 0;
+    std::string authorization;  // the Authorization header, if any
+    std::string prompt;
   };
   std::map<uint64_t, Served> served() const;
   uint64_t generation_requests() const { return generations_.load(); }
