@@ -188,8 +188,11 @@ class Runner::Loop {
     drain_deadline_ns_ = window_end_ns_ + absl::ToInt64Nanoseconds(opts_.drain_timeout);
     itimerspec sweep = Spec(kSweepPeriodNs, kSweepPeriodNs);
     timerfd_settime(sweep_timer_, 0, &sweep, nullptr);
+    closed_loop_end_ns_ = opts_.closed_loop_for == absl::InfiniteDuration()
+                              ? INT64_MAX
+                              : start_ns_ + absl::ToInt64Nanoseconds(opts_.closed_loop_for);
     Prepare();
-    ArmSend();
+    if (opts_.closed_loop_concurrency == 0) ArmSend();
     while (!stopping_) {
       SendDue();
       if (!have_next_ && in_flight_.empty()) {
@@ -333,6 +336,24 @@ class Runner::Loop {
   void SendDue() {
     if (!have_next_ || stopping_) return;
     int64_t now = NowNs();
+    if (opts_.closed_loop_concurrency > 0) {
+      if (now >= closed_loop_end_ns_) {
+        have_next_ = false;
+        return;
+      }
+      while (have_next_ && in_flight_.size() < opts_.closed_loop_concurrency) {
+        Prepare();
+        Request* r = prepared_;
+        prepared_ = nullptr;
+        r->scheduled_ns = now;
+        r->result.scheduled_unix_us = runner_->ToUnixUs(now);
+        runner_->counters_.scheduled.fetch_add(1, std::memory_order_relaxed);
+        Send(r, now);
+        have_next_ = schedule_->Next(&next_);
+      }
+      Prepare();
+      return;
+    }
     if (start_ns_ + next_.offset_ns > now) return;
     RunCounters& c = runner_->counters_;
     const int64_t max_lag = absl::ToInt64Nanoseconds(opts_.max_send_lag);
@@ -619,6 +640,7 @@ class Runner::Loop {
   bool have_next_ = false;
   bool stopping_ = false;
   int64_t start_ns_ = 0, window_end_ns_ = 0, drain_deadline_ns_ = 0;
+  int64_t closed_loop_end_ns_ = INT64_MAX;
 };
 
 // ---------------------------------------------------------------------------------------------

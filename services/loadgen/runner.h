@@ -72,6 +72,11 @@ struct RunOptions {
   uint32_t warm_connections = 0;
   // Keep per-chunk times (off: only first token and totals).
   bool record_chunks = true;
+  // Closed loop (benchmarks, fixed-concurrency runs): when > 0, the schedule's times are
+  // ignored and this many requests are kept in flight, the next starting as one finishes;
+  // the run ends when the schedule's requests are used up or `closed_loop_for` has passed.
+  uint32_t closed_loop_concurrency = 0;
+  absl::Duration closed_loop_for = absl::InfiniteDuration();
   // Sends a request-index header ("X-Mstperf-Request: <idx>") with each request.
   bool index_header = true;
 };

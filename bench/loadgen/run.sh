@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Load generator benchmarks on this machine's two cores: the loadgen (or the in-process runner)
+# pinned to CPU 0, the target (nginx serving a static SSE body of 128 token events, never the
+# bottleneck) and the gRPC client pinned to CPU 1. Prints the tables that BENCHMARKS.md quotes.
+#
+#   bench/loadgen/run.sh                    # all
+#   RATES=2000,5000,8000 DURATION=5 bench/loadgen/run.sh open
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD_DIR:-build}
+RATES=${RATES:-2000,4000,6000,8000,10000,12000,15000}
+DURATION=${DURATION:-5}
+WHAT=${1:-all}
+command -v nginx >/dev/null || { echo "nginx missing: scripts/deps.sh installs nginx-light" >&2; exit 1; }
+cmake --build "$BUILD" --target mstperf-loadgen mstperf-loadgen-bench >/dev/null
+
+DIR=$(mktemp -d /tmp/mstperf-bench-loadgen.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The static SSE body: what vLLM streams with continuous usage stats, 128 tokens.
+python3 - "$DIR/body.sse" <<'PY'
+import json, sys
+events = []
+for k in range(1, 129):
+    events.append({"id": "cmpl-bench", "object": "text_completion", "created": 0, "model": "static",
+                   "choices": [{"index": 0, "text": " tok", "logprobs": None, "finish_reason": None}],
+                   "usage": {"prompt_tokens": 64, "total_tokens": 64 + k, "completion_tokens": k}})
+events.append({"id": "cmpl-bench", "object": "text_completion", "created": 0, "model": "static",
+               "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "length"}],
+               "usage": {"prompt_tokens": 64, "total_tokens": 192, "completion_tokens": 128}})
+events.append({"id": "cmpl-bench", "object": "text_completion", "created": 0, "model": "static",
+               "choices": [], "usage": {"prompt_tokens": 64, "total_tokens": 192, "completion_tokens": 128}})
+with open(sys.argv[1], "w") as f:
+    for e in events:
+        f.write("data: " + json.dumps(e, separators=(",", ":")) + "\n\n")
+    f.write("data: [DONE]\n\n")
+PY
+PORT=$(free_port)
+BODY=$(cat "$DIR/body.sse")
+mkdir -p "$DIR/tmp"
+cat > "$DIR/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile 65536;
+error_log $DIR/error.log warn;
+pid $DIR/nginx.pid;
+events { worker_connections 32768; }
+http {
+  access_log off;
+  client_body_temp_path $DIR/tmp/body;
+  proxy_temp_path $DIR/tmp/proxy;
+  fastcgi_temp_path $DIR/tmp/fastcgi;
+  uwsgi_temp_path $DIR/tmp/uwsgi;
+  scgi_temp_path $DIR/tmp/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 600s;
+  client_body_buffer_size 64k;
+  server {
+    listen 127.0.0.1:$PORT backlog=8192;
+    location = /v1/models { default_type application/json; return 200 '{"object":"list","data":[{"id":"static"}]}'; }
+    location = /v1/completions { default_type text/event-stream; return 200 '$BODY'; }
+    # The same body sent slowly, so that requests stay in flight (memory per request).
+    location = /slow/v1/completions { default_type text/event-stream; limit_rate 1k; return 200 '$BODY'; }
+    location = /slow/v1/models { default_type application/json; return 200 '{"object":"list","data":[{"id":"static"}]}'; }
+  }
+}
+CONF
+taskset -c 1 nginx -c "$DIR/nginx.conf" -p "$DIR" &
+PIDS+=($!)
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null && break; sleep 0.1; done
+URL="http://127.0.0.1:$PORT"
+BENCH="$BUILD/bench/mstperf-loadgen-bench"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "target: nginx $(nginx -v 2>&1 | cut -d/ -f2) on CPU 1, static SSE body of 128 token events ($(wc -c < "$DIR/body.sse") bytes)"
+
+if [[ $WHAT == all || $WHAT == open ]]; then
+  taskset -c 0 "$BUILD/bin/mstperf-loadgen" --port=0 --metrics_port=-1 --host=127.0.0.1 \
+    --ready_file="$DIR/lg.json" 2>"$DIR/loadgen.log" &
+  LG=$!
+  PIDS+=($LG)
+  for _ in $(seq 100); do [ -s "$DIR/lg.json" ] && break; sleep 0.1; done
+  LGPORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["grpc_port"])' "$DIR/lg.json")
+  echo
+  echo "== open loop through the mstperf-loadgen service pinned to CPU 0 (constant arrivals, ${DURATION} s per rate; client on CPU 1)"
+  taskset -c 1 "$BENCH" open --loadgen="127.0.0.1:$LGPORT" --loadgen_pid=$LG --url="$URL" \
+    --rates="$RATES" --duration="$DURATION"
+  echo
+  echo "== the same with Poisson arrivals"
+  taskset -c 1 "$BENCH" open --loadgen="127.0.0.1:$LGPORT" --loadgen_pid=$LG --url="$URL" \
+    --rates="${POISSON_RATES:-2000,5000}" --duration="$DURATION" --arrival=poisson
+fi
+if [[ $WHAT == all || $WHAT == closed ]]; then
+  echo
+  echo "== closed loop, 64 in flight, on CPU 0: bare libcurl-multi loop vs the runner"
+  taskset -c 0 "$BENCH" closed --url="$URL" --concurrency=64 --duration="$DURATION"
+fi
+if [[ $WHAT == all || $WHAT == parse ]]; then
+  echo
+  echo "== parsing one core: SSE framing + chunk scan vs + full JSON parse"
+  taskset -c 0 "$BENCH" parse --body_file="$DIR/body.sse"
+fi
+if [[ $WHAT == all || $WHAT == memory ]]; then
+  echo
+  echo "== memory: 2,000 requests in flight (target sends at 1 KiB/s), then their records"
+  taskset -c 0 "$BENCH" memory --url="$URL/slow"
+fi
