@@ -43,9 +43,13 @@ with open(sys.argv[1], "w") as f:
         f.write("data: " + json.dumps(e, separators=(",", ":")) + "\n\n")
     f.write("data: [DONE]\n\n")
 PY
+chmod -R a+rX "$DIR"
 PORT=$(free_port)
-BODY=$(cat "$DIR/body.sse")
-mkdir -p "$DIR/tmp"
+mkdir -p "$DIR/tmp" "$DIR/www/v1" "$DIR/www/slow/v1"
+cp "$DIR/body.sse" "$DIR/www/v1/completions"
+cp "$DIR/body.sse" "$DIR/www/slow/v1/completions"
+echo '{"object":"list","data":[{"id":"static"}]}' > "$DIR/www/v1/models"
+cp "$DIR/www/v1/models" "$DIR/www/slow/v1/models"
 cat > "$DIR/nginx.conf" <<CONF
 daemon off;
 worker_processes 1;
@@ -65,11 +69,12 @@ http {
   client_body_buffer_size 64k;
   server {
     listen 127.0.0.1:$PORT backlog=8192;
-    location = /v1/models { default_type application/json; return 200 '{"object":"list","data":[{"id":"static"}]}'; }
-    location = /v1/completions { default_type text/event-stream; return 200 '$BODY'; }
+    root $DIR/www;
+    # Static files answer GET only: a POST's 405 is turned into the file itself.
+    error_page 405 =200 \$uri;
+    location /v1/ { default_type text/event-stream; }
     # The same body sent slowly, so that requests stay in flight (memory per request).
-    location = /slow/v1/completions { default_type text/event-stream; limit_rate 1k; return 200 '$BODY'; }
-    location = /slow/v1/models { default_type application/json; return 200 '{"object":"list","data":[{"id":"static"}]}'; }
+    location /slow/ { default_type text/event-stream; limit_rate 1k; }
   }
 }
 CONF
