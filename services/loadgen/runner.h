@@ -50,6 +50,8 @@ struct RunCounters {
   std::atomic<uint64_t> connections_opened{0};
   std::atomic<uint64_t> dropped_for_lag{0};
   std::atomic<uint64_t> dropped_for_cap{0};
+  std::atomic<uint64_t> dropped_for_connections{0};
+  std::atomic<uint64_t> open_connections{0};
 };
 
 struct RunOptions {
@@ -66,6 +68,11 @@ struct RunOptions {
   // overloaded, and sending a burst of stale requests (each opening a connection) is what turns
   // an overload into a collapse. Zero disables it.
   absl::Duration max_send_lag = absl::Seconds(1);
+  // Connection guard (HTTP/1.1): a request this late at its send time, when every open
+  // connection is busy, is dropped rather than sent on a new connection. Opening connections
+  // costs the loop most when it is already behind, which is how a bare libcurl loop spirals
+  // into collapse under a burst of overdue sends. Zero disables it.
+  absl::Duration connection_guard_lag = absl::ZeroDuration();
   // After the last send, in-flight requests get this long before they are cancelled.
   absl::Duration drain_timeout = absl::Seconds(600);
   // Connections opened (with GET /v1/models) before the schedule starts, and kept.

@@ -502,10 +502,13 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
   };
   ro.max_in_flight = spec.max_in_flight();
   ro.max_send_lag = options_.max_send_lag;
+  ro.connection_guard_lag = options_.connection_guard_lag;
   ro.drain_timeout = OrDefault(spec.drain_timeout_s(), ro.target.total_timeout);
   ro.record_chunks = !spec.omit_chunk_timeline();
   // Little's law with margin: connections needed = rate x latency, plus headroom for load.
-  double warm = replica_rate_per_s * absl::ToDoubleSeconds(prepared->probe_latency) * 1.5 + 2;
+  // At least 20 ms worth of requests: a probe on an idle target underestimates loaded latency.
+  double warm = std::max(replica_rate_per_s * absl::ToDoubleSeconds(prepared->probe_latency) * 1.5,
+                         replica_rate_per_s * 0.02) + 4;
   warm = std::min<double>(warm, options_.max_warm_connections);
   if (spec.max_in_flight() > 0) warm = std::min<double>(warm, spec.max_in_flight());
   ro.warm_connections = static_cast<uint32_t>(std::ceil(warm));
@@ -681,6 +684,12 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
                                     " requests dropped for being more than ",
                                     absl::FormatDuration(options_.max_send_lag),
                                     " behind schedule"));
+  }
+  if (c.dropped_for_connections.load() > 0) {
+    warnings.push_back(absl::StrCat(
+        "generator overloaded: ", c.dropped_for_connections.load(),
+        " requests dropped for being more than ", absl::FormatDuration(options_.connection_guard_lag),
+        " late with every connection busy (opening more would make the overload worse)"));
   }
   if (c.dropped_for_cap.load() > 0) {
     warnings.push_back(absl::StrCat(c.dropped_for_cap.load(),
