@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 
 namespace mstperf::evaluator {
@@ -42,13 +43,34 @@ std::string FormatReceivedTimestamp(int64_t unix_s) {
 }
 
 absl::StatusOr<int64_t> ParseReceivedTimestamp(absl::string_view text) {
-  absl::Time t;
-  std::string err;
-  if (text.size() != 15 || !absl::ParseTime(kTimestampFormat, text, absl::UTCTimeZone(), &t, &err)) {
+  // Parsed by hand: absl::ParseTime's %Y takes every digit it sees, and the format has no
+  // separators between the fields.
+  auto bad = [&] {
     return absl::InvalidArgumentError(
         absl::StrCat("'", text, "' is not a UTC time of the form YYYYMMDDTHHMMSS"));
+  };
+  if (text.size() != 15 || text[8] != 'T') return bad();
+  auto field = [&](size_t pos, size_t len, int* out) {
+    int v = 0;
+    for (size_t i = pos; i < pos + len; ++i) {
+      if (text[i] < '0' || text[i] > '9') return false;
+      v = v * 10 + (text[i] - '0');
+    }
+    *out = v;
+    return true;
+  };
+  int y, mo, d, h, mi, se;
+  if (!field(0, 4, &y) || !field(4, 2, &mo) || !field(6, 2, &d) || !field(9, 2, &h) ||
+      !field(11, 2, &mi) || !field(13, 2, &se)) {
+    return bad();
   }
-  return absl::ToUnixSeconds(t);
+  const absl::CivilSecond cs(y, mo, d, h, mi, se);
+  // CivilSecond normalizes out-of-range fields (month 13 -> next year); reject those.
+  if (cs.year() != y || cs.month() != mo || cs.day() != d || cs.hour() != h ||
+      cs.minute() != mi || cs.second() != se) {
+    return bad();
+  }
+  return absl::ToUnixSeconds(absl::FromCivil(cs, absl::UTCTimeZone()));
 }
 
 absl::StatusOr<std::vector<OutputRow>> ParseOutputCsv(absl::string_view text) {
