@@ -125,6 +125,22 @@ void DefaultJudge::Add(const mstperf::v1::RequestRecord& record) {
       for (uint32_t k = 0; k < tokens; ++k) itl_ms_.push_back(static_cast<float>(gap_ms / tokens));
     }
   }
+  if (r.dropped || (r.scheduled_us != 0 && static_cast<double>(r.sent_us - r.scheduled_us) >
+                                                config_.max_send_lag_p99_us)) {
+    ++late_or_dropped_;
+  }
+  if (!r.dropped && !r.success) ++failed_;
+  if (r.end_us != 0) ++ends_per_bin_[r.end_us / kEndBinUs];
+  if (r.success) {
+    if (e2e_sample_s_.size() < 2001) e2e_sample_s_.push_back((r.end_us - r.sent_us) / 1e6);
+    if (config_.slo.ttft_ms() > 0 && r.first_token_us != 0 &&
+        (r.first_token_us - r.sent_us) / 1e3 > config_.slo.ttft_ms()) {
+      ttft_violation_sent_us_.push_back(r.sent_us);
+    }
+    if (config_.slo.e2e_ms() > 0 && (r.end_us - r.sent_us) / 1e3 > config_.slo.e2e_ms()) {
+      e2e_violation_sent_us_.push_back(r.sent_us);
+    }
+  }
   records_.push_back(r);
 }
 
@@ -136,7 +152,7 @@ double DefaultJudge::PlannedRequests() const {
   return config_.req_min * config_.duration_s / 60.0;
 }
 
-DefaultJudge::Window DefaultJudge::ComputeWindow() const {
+DefaultJudge::Window DefaultJudge::ComputeWindow(bool estimate) const {
   Window w;
   w.t0_us = min_scheduled_us_;
   w.duration_s = config_.duration_s;
@@ -148,8 +164,12 @@ DefaultJudge::Window DefaultJudge::ComputeWindow() const {
   double warmup = config_.filter_buffer_s;
   if (warmup < 0) {
     std::vector<double> e2e;
-    for (const Rec& r : records_) {
-      if (r.success) e2e.push_back(static_cast<double>(r.end_us - r.sent_us) / 1e6);
+    if (estimate) {
+      e2e = e2e_sample_s_;
+    } else {
+      for (const Rec& r : records_) {
+        if (r.success) e2e.push_back(static_cast<double>(r.end_us - r.sent_us) / 1e6);
+      }
     }
     warmup = std::max(1.0, 3.0 * (e2e.empty() ? 0.0 : LatencyPercentile(e2e, 50)));
   }
@@ -161,7 +181,7 @@ DefaultJudge::Window DefaultJudge::ComputeWindow() const {
 
 mstperf::v1::Verdict DefaultJudge::Final() const {
   Verdict v;
-  const Window w = ComputeWindow();
+  const Window w = ComputeWindow(/*estimate=*/false);
   const double rate_per_s = config_.req_min / 60.0;
   std::string decided;
   VerdictState state = mstperf::v1::VERDICT_STATE_SUSTAINABLE;
@@ -361,20 +381,13 @@ std::optional<mstperf::v1::Verdict> DefaultJudge::Early(double elapsed_s) const 
   if (!config_.early_stop || records_.empty()) return std::nullopt;
   const double planned = PlannedRequests();
   if (planned <= 0) return std::nullopt;
-  const Window w = ComputeWindow();
+  const Window w = ComputeWindow(/*estimate=*/true);
   Verdict v;
   v.set_early(true);
   v.set_judged_at_elapsed_s(elapsed_s);
 
   // Certain: more than 1% of all planned requests already late or dropped.
-  size_t late = 0, failed = 0;
-  for (const Rec& r : records_) {
-    if (r.dropped || (r.scheduled_us != 0 &&
-                      static_cast<double>(r.sent_us - r.scheduled_us) > config_.max_send_lag_p99_us)) {
-      ++late;
-    }
-    if (!r.dropped && !r.success) ++failed;
-  }
+  const size_t late = late_or_dropped_, failed = failed_;
   if (static_cast<double>(late) > 0.01 * planned + 1) {
     AddReason(v, "send_lag", false,
               absl::StrFormat("%d requests already sent more than %.0f us late or dropped, over "
@@ -408,16 +421,14 @@ std::optional<mstperf::v1::Verdict> DefaultJudge::Early(double elapsed_s) const 
     const char* rule;
     const char* what;
     double limit;
+    const std::vector<int64_t>* violation_sends;
   };
-  for (const SloCheck& c : {SloCheck{"slo_ttft", "TTFT", config_.slo.ttft_ms()},
-                            SloCheck{"slo_e2e", "end-to-end latency", config_.slo.e2e_ms()}}) {
+  for (const SloCheck& c :
+       {SloCheck{"slo_ttft", "TTFT", config_.slo.ttft_ms(), &ttft_violation_sent_us_},
+        SloCheck{"slo_e2e", "end-to-end latency", config_.slo.e2e_ms(), &e2e_violation_sent_us_}}) {
     if (c.limit <= 0) continue;
     size_t over = 0;
-    for (const Rec& r : records_) {
-      if (!r.success || r.sent_us < w.start_us) continue;
-      const int64_t until = std::string(c.rule) == "slo_ttft" ? r.first_token_us : r.end_us;
-      if (until != 0 && static_cast<double>(until - r.sent_us) / 1e3 > c.limit) ++over;
-    }
+    for (int64_t sent : *c.violation_sends) over += sent >= w.start_us;
     if (static_cast<double>(over) > allowed) {
       AddReason(v, c.rule, false,
                 absl::StrFormat("%d requests already above the %s SLO of %.2f ms: more than "
@@ -447,17 +458,16 @@ std::optional<mstperf::v1::Verdict> DefaultJudge::Early(double elapsed_s) const 
     if (t_s.size() < 20) {
       t_s.clear();
       in_flight.clear();
-      std::vector<int64_t> ends;
-      for (const Rec& r : records_) {
-        if (r.end_us != 0) ends.push_back(r.end_us);
-      }
-      std::sort(ends.begin(), ends.end());
       const int points = std::clamp(static_cast<int>((until_s - w.warmup_s) * 4), 0, 2000);
-      size_t ei = 0;
+      auto bin = ends_per_bin_.begin();
+      size_t ei = 0;  // requests ended by t (to the end-time bin's resolution)
       for (int k = 0; k < points; ++k) {
         const double t = w.warmup_s + (until_s - w.warmup_s) * k / std::max(1, points - 1);
         const int64_t t_us = w.t0_us + static_cast<int64_t>(t * 1e6);
-        while (ei < ends.size() && ends[ei] <= t_us) ++ei;
+        while (bin != ends_per_bin_.end() && (bin->first + 1) * kEndBinUs <= t_us) {
+          ei += bin->second;
+          ++bin;
+        }
         // Arrivals follow the exact offered rate (open loop), so sent(t) = rate * t.
         t_s.push_back(t);
         in_flight.push_back(rate_per_s * t - static_cast<double>(ei));

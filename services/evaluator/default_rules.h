@@ -29,6 +29,7 @@
 #define MSTPERF_SERVICES_EVALUATOR_DEFAULT_RULES_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -92,7 +93,8 @@ class DefaultJudge {
     double warmup_s = 0;
     double duration_s = 0;
   };
-  Window ComputeWindow() const;
+  // `estimate`: the warm-up from a sample of the first successful latencies (cheap, for Early).
+  Window ComputeWindow(bool estimate) const;
   double PlannedRequests() const;
 
   DefaultConfig config_;
@@ -100,6 +102,16 @@ class DefaultJudge {
   std::vector<float> itl_ms_;  // kept only when an ITL SLO is set
   std::vector<std::pair<double, double>> progress_in_flight_;  // (elapsed_s, in_flight)
   int64_t min_scheduled_us_ = 0;
+
+  // Kept up to date by Add() so that Early(), called on every tick, costs O(bins + violations)
+  // rather than O(records).
+  static constexpr int64_t kEndBinUs = 250000;
+  std::map<int64_t, uint32_t> ends_per_bin_;      // end_us / kEndBinUs -> count
+  std::vector<double> e2e_sample_s_;              // first successful latencies (warm-up estimate)
+  size_t late_or_dropped_ = 0;
+  size_t failed_ = 0;
+  std::vector<int64_t> ttft_violation_sent_us_;   // sends of requests above the TTFT SLO
+  std::vector<int64_t> e2e_violation_sent_us_;    // sends of requests above the E2E SLO
 };
 
 }  // namespace mstperf::evaluator
