@@ -115,7 +115,9 @@ void DefaultJudge::Add(const mstperf::v1::RequestRecord& record) {
   r.success = record.success() && !r.dropped && r.end_us != 0;
   r.request_idx = record.request_idx();
   const int64_t sched = r.scheduled_us != 0 ? r.scheduled_us : r.sent_us;
-  if (sched != 0 && (min_scheduled_us_ == 0 || sched < min_scheduled_us_)) min_scheduled_us_ = sched;
+  if (sched != 0 && (min_scheduled_us_ == 0 || sched < min_scheduled_us_)) {
+    min_scheduled_us_ = sched;
+  }
   if (config_.slo.itl_ms() > 0 && r.success) {
     const int n = std::min(record.chunk_offset_us_size(), record.chunk_tokens_size());
     for (int i = 1; i < n; ++i) {
@@ -158,7 +160,9 @@ DefaultJudge::Window DefaultJudge::ComputeWindow(bool estimate) const {
   w.duration_s = config_.duration_s;
   if (w.duration_s <= 0) {
     int64_t last = w.t0_us;
-    for (const Rec& r : records_) last = std::max(last, r.scheduled_us ? r.scheduled_us : r.sent_us);
+    for (const Rec& r : records_) {
+      last = std::max(last, r.scheduled_us ? r.scheduled_us : r.sent_us);
+    }
     w.duration_s = static_cast<double>(last - w.t0_us) / 1e6;
   }
   double warmup = config_.filter_buffer_s;
@@ -214,7 +218,8 @@ mstperf::v1::Verdict DefaultJudge::Final() const {
                             config_.max_send_lag_p99_us, dropped, dropped_pct,
                             dropped_pct <= config_.max_dropped_pct ? "<=" : ">",
                             config_.max_dropped_pct,
-                            client_ok ? "" : ": the client was the limit, no verdict on the server"),
+                            client_ok ? ""
+                                      : ": the client was the limit, no verdict on the server"),
             {{"send_lag_p99_us", lag_p99}, {"max_send_lag_p99_us", config_.max_send_lag_p99_us},
              {"dropped", static_cast<double>(dropped)}, {"dropped_pct", dropped_pct}});
   if (!client_ok) fail("send_lag", mstperf::v1::VERDICT_STATE_CLIENT_LIMITED);
@@ -233,7 +238,8 @@ mstperf::v1::Verdict DefaultJudge::Final() const {
                                              error_pct, error_ok ? "<=" : ">", error_limit,
                                              failed, completed + failed),
             {{"error_rate_pct", error_pct}, {"max_error_rate_pct", error_limit},
-             {"failed", static_cast<double>(failed)}, {"completed", static_cast<double>(completed)}});
+             {"failed", static_cast<double>(failed)},
+             {"completed", static_cast<double>(completed)}});
   if (!error_ok) fail("error_rate", mstperf::v1::VERDICT_STATE_UNSUSTAINABLE);
 
   // The window's successful requests, by send time, split at the window's midpoint.
@@ -432,7 +438,8 @@ std::optional<mstperf::v1::Verdict> DefaultJudge::Early(double elapsed_s) const 
     if (static_cast<double>(over) > allowed) {
       AddReason(v, c.rule, false,
                 absl::StrFormat("%d requests already above the %s SLO of %.2f ms: more than "
-                                "%.0f%% of the %.0f planned, so p%g exceeds it whatever happens next",
+                                "%.0f%% of the %.0f planned, so p%g exceeds it whatever "
+                                "happens next",
                                 over, c.what, c.limit, 100 - q, planned, q),
                 {{"over", static_cast<double>(over)}, {"limit_ms", c.limit},
                  {"planned", planned}, {"percentile", q}});

@@ -54,7 +54,8 @@ void FillHalf(const std::vector<const OutputRow*>& half, mstperf::v1::HalfSummar
 double MedianCompletionsPerMinute(const std::vector<OutputRow>& rows, size_t* buckets) {
   std::map<int64_t, int64_t> per_minute;
   for (const OutputRow& r : rows) {
-    const int64_t minute = (r.received_unix_s >= 0 ? r.received_unix_s : r.received_unix_s - 59) / 60;
+    const int64_t s = r.received_unix_s;
+    const int64_t minute = (s >= 0 ? s : s - 59) / 60;  // floor
     ++per_minute[minute];
   }
   *buckets = per_minute.size();
@@ -121,8 +122,12 @@ Verdict EvaluateMost(std::vector<OutputRow> rows, const MostConfig& config) {
   }
   FillHalf(first, v.mutable_first_half());
   FillHalf(second, v.mutable_second_half());
-  for (const OutputRow* r : first) v.add_first_half_request_idx(static_cast<uint64_t>(r->request_idx));
-  for (const OutputRow* r : second) v.add_second_half_request_idx(static_cast<uint64_t>(r->request_idx));
+  for (const OutputRow* r : first) {
+    v.add_first_half_request_idx(static_cast<uint64_t>(r->request_idx));
+  }
+  for (const OutputRow* r : second) {
+    v.add_second_half_request_idx(static_cast<uint64_t>(r->request_idx));
+  }
   const bool split_ok = !first.empty() && !second.empty();
   AddReason(v, "filter_split", split_ok,
             split_ok ? absl::StrFormat("%d requests in the first half, %d in the second after "
