@@ -145,6 +145,33 @@ TEST(MostRulesTest, IdenticalLatenciesAreFalseButFlagged) {
   EXPECT_NE(FindReason(v, "welch_t_test")->detail().find("NaN"), std::string::npos);
 }
 
+// Above bootstrap_max_draws the observed difference stands in for the resample mean: the same
+// verdict on every reference file, and the reason says the bootstrap was not run.
+TEST(MostRulesTest, LargeSampleShortcutGivesTheSameVerdicts) {
+  const auto ref = nlohmann::json::parse(ReadFile(kDataDir + "/most_reference.json"));
+  int shortcuts = 0;
+  for (const auto& c : ref["cases"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    auto rows = ParseOutputCsv(ReadFile(kDataDir + "/" + c["name"].get<std::string>() + "/output.csv"));
+    ASSERT_TRUE(rows.ok());
+    MostConfig config = ConfigOf(c);
+    config.bootstrap_max_draws = 0;
+    const auto v = EvaluateMost(*rows, config);
+    EXPECT_EQ(v.sustainable(), c["verdict"].get<bool>());
+    EXPECT_EQ(v.deciding_rule(), c["deciding_rule"].get<std::string>());
+    if (const auto* boot = FindReason(v, "bootstrap_mean_diff"); boot && c.contains("boot_diff")) {
+      ++shortcuts;
+      EXPECT_NE(boot->detail().find("was not run"), std::string::npos) << boot->detail();
+      EXPECT_EQ(boot->values().at("resamples"), 0.0);
+      // The exact bootstrap's mean is within a few SE/100 of the observed difference.
+      const double exact = c["boot_diff"].get<double>();
+      const double half_width = (c["boot_ci_high"].get<double>() - c["boot_ci_low"].get<double>()) / 2;
+      EXPECT_NEAR(boot->values().at("boot_diff_ms"), exact, half_width / 1.96 / 100 * 5);
+    }
+  }
+  EXPECT_EQ(shortcuts, 4);  // drifting, improving, identical, legacy_slight_drift
+}
+
 TEST(MostRulesTest, StableIterationSkipsTheBootstrap) {
   std::vector<OutputRow> rows;
   for (int i = 0; i < 600; ++i) {
