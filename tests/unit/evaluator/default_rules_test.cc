@@ -96,7 +96,9 @@ const mstperf::v1::Reason& ReasonOf(const mstperf::v1::Verdict& v, const std::st
 
 std::string Explain(const mstperf::v1::Verdict& v) {
   std::string s = v.deciding_rule() + ":";
-  for (const auto& r : v.reasons()) s += "\n  " + r.rule() + (r.passed() ? " ok: " : " FAIL: ") + r.detail();
+  for (const auto& r : v.reasons()) {
+    s += "\n  " + r.rule() + (r.passed() ? " ok: " : " FAIL: ") + r.detail();
+  }
   return s;
 }
 
@@ -251,7 +253,8 @@ TEST(DefaultRulesTest, EarlyFalseWhenErrorsOrSlosAreAlreadyLost) {
 // The legacy file with a 5% drift: the original's large-sample t-test says FALSE; the default
 // mode sees a drift well under its 10% limit and no backlog.
 TEST(DefaultRulesTest, TrivialDriftInARecordedFileIsSustainable) {
-  std::ifstream in(std::string(MSTPERF_TEST_DATA_DIR) + "/evaluator/legacy_slight_drift/output.csv");
+  std::ifstream in(std::string(MSTPERF_TEST_DATA_DIR) +
+                   "/evaluator/legacy_slight_drift/output.csv");
   std::stringstream ss;
   ss << in.rdbuf();
   auto rows = ParseOutputCsv(ss.str());
