@@ -214,6 +214,11 @@ void Session::OnHeader(const beast::error_code& ec) {
     if (ec == http::error::header_limit) {
       return RespondError(MakeError(431, "request headers too large"));
     }
+    if (ec == http::error::body_limit) {  // Beast checks Content-Length with the header
+      return RespondError(MakeError(413, absl::StrCat("request body is over the limit of ",
+                                                      server_->options().max_body_bytes,
+                                                      " bytes")));
+    }
     return RespondError(MakeError(400, absl::StrCat("malformed HTTP request: ", ec.message())));
   }
   auto& req = parser_->get();
