@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -215,17 +216,39 @@ IterationStats ComputeStats(const std::vector<v1::RequestRecord>& records) {
 }
 
 std::string OutputCsv(const std::vector<const v1::RequestRecord*>& rows, double success_rate_pct) {
+  // The evaluator's convention (services/evaluator/output_csv.h), so that re-judging a written
+  // file gives the live verdict: received = end of the response truncated to the second,
+  // latency = end - sent, a record that never ended uses its send (else scheduled) time and
+  // counts as a failure; rows stably sorted by received_timestamp.
+  struct Row {
+    int64_t received_s;
+    double latency_ms;
+    bool success;
+    uint32_t worker;
+    uint64_t request;
+  };
+  std::vector<Row> out_rows;
+  out_rows.reserve(rows.size());
+  for (const v1::RequestRecord* r : rows) {
+    const int64_t sent = r->sent_unix_us() != 0 ? r->sent_unix_us() : r->scheduled_unix_us();
+    const int64_t end = r->end_unix_us() != 0 ? r->end_unix_us() : sent;
+    out_rows.push_back({end >= 0 ? end / 1000000 : -((-end + 999999) / 1000000),
+                        static_cast<double>(std::max<int64_t>(0, end - sent)) / 1000.0,
+                        r->success() && r->end_unix_us() != 0, r->replica_idx(), r->request_idx()});
+  }
+  std::stable_sort(out_rows.begin(), out_rows.end(),
+                   [](const Row& a, const Row& b) { return a.received_s < b.received_s; });
   std::string out =
       "received_timestamp,complete_response_time,success_rate,success,worker_idx,request_idx\n";
   const std::string rate = PyFloat(success_rate_pct);
-  for (const v1::RequestRecord* r : rows) {
-    const int64_t last = LastTokenUnixUs(*r);
-    const double e2e_ms =
-        r->sent_unix_us() > 0 && last >= r->sent_unix_us() ? (last - r->sent_unix_us()) / 1000.0 : 0.0;
+  char latency[64];
+  for (const Row& row : out_rows) {
+    std::snprintf(latency, sizeof(latency), "%.3f", row.latency_ms);
     absl::StrAppend(&out,
-                    absl::FormatTime("%Y%m%dT%H%M%S", absl::FromUnixMicros(last), absl::UTCTimeZone()),
-                    ",", PyFloat(e2e_ms), ",", rate, ",", PyBool(r->success()), ",",
-                    r->replica_idx(), ",", r->request_idx(), "\n");
+                    absl::FormatTime("%Y%m%dT%H%M%S", absl::FromUnixSeconds(row.received_s),
+                                     absl::UTCTimeZone()),
+                    ",", latency, ",", rate, ",", PyBool(row.success), ",", row.worker, ",",
+                    row.request, "\n");
   }
   return out;
 }

@@ -91,9 +91,11 @@ v1::Distribution Summarize(std::vector<double>& values);
 // The file contents, exposed for tests and for tools that re-create one file.
 // output.csv / first_half.csv / second_half.csv: header
 //   received_timestamp,complete_response_time,success_rate,success,worker_idx,request_idx
-// received_timestamp is the UTC second of the last token (%Y%m%dT%H%M%S), complete_response_time
-// the send-to-last-token latency in ms, success_rate the iteration's percentage on every row,
-// success True/False (Python's spelling), worker_idx the loadgen replica. No index column.
+// received_timestamp is the UTC second the response ended (%Y%m%dT%H%M%S), complete_response_time
+// the send-to-end latency in ms ("%.3f"), success_rate the iteration's percentage on every row,
+// success True/False (Python's spelling), worker_idx the loadgen replica; rows stably sorted by
+// received_timestamp; no index column. The same rows as the evaluator's RowsFromRecords, so a
+// re-evaluation of the file gives the live verdict.
 std::string OutputCsv(const std::vector<const v1::RequestRecord*>& rows, double success_rate_pct);
 std::string ResultsCsv(const IterationFiles& files, const IterationStats& stats);
 std::string ResultsJson(const IterationFiles& files);
