@@ -132,7 +132,9 @@ void Search::NextBisectProbe() {
     } else if (last_probe_ == Probe::kAboveEstimate && last_sustainable_) {
       estimate_ = 0;  // the estimate was too low; trust plain bisection from here
     } else if (estimate_ > m_ && estimate_ < M_) {
-      probe = std::floor(estimate_ - width / 2);
+      // One width below: an overloaded server's completion rate is an upper bound of what it
+      // sustains, and a probe right at it would be judged on noise.
+      probe = std::floor(estimate_ - width);
       kind = Probe::kBelowEstimate;
     }
     if (kind != Probe::kMidpoint && probe > m_ && probe < M_) {
