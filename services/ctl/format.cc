@@ -186,7 +186,7 @@ std::string FormatMstTable(const Experiment& experiment,
                            const std::map<std::string, double>& capacity) {
   bool any_capacity = false;
   for (const auto& pair : experiment.pairs()) {
-    if (capacity.count(pair.tokens().label())) any_capacity = true;
+    if (capacity.count(PairText(pair.tokens()))) any_capacity = true;
   }
   std::vector<std::string> header = {"pair", "MST req/min"};
   std::vector<bool> right = {false, true};
@@ -203,7 +203,7 @@ std::string FormatMstTable(const Experiment& experiment,
                                     : pair.finished()      ? "none"
                                                            : "-"};
     if (any_capacity) {
-      auto it = capacity.find(pair.tokens().label());
+      auto it = capacity.find(PairText(pair.tokens()));
       if (it == capacity.end() || it->second <= 0) {
         row.insert(row.end(), {"-", "-"});
       } else {

@@ -46,7 +46,7 @@ std::string FormatProgress(const mstperf::v1::IterationProgress& progress, doubl
 std::string FormatPairFinished(const mstperf::v1::PairResult& pair);
 
 // The answer: one row per pair: pair, MST req/min, the simulator's closed-form capacity (when
-// `capacity` has the pair's label; the column is left out when it has none), iterations,
+// `capacity` has the pair's PairText; the column is left out when it has none), iterations,
 // termination reason, folder of the pair's results.
 std::string FormatMstTable(const mstperf::v1::Experiment& experiment,
                            const std::map<std::string, double>& capacity);

@@ -128,7 +128,7 @@ Experiment TwoPairs() {
 }
 
 TEST(FormatTest, MstTableWithCapacity) {
-  std::string t = FormatMstTable(TwoPairs(), {{"32_32", 200}});
+  std::string t = FormatMstTable(TwoPairs(), {{"32:32", 200}});
   EXPECT_EQ(t,
             "pair    MST req/min  capacity req/min  MST/capacity  iterations  reason               "
             "folder\n"
