@@ -290,7 +290,7 @@ const std::vector<KeyInfo>& Keys() {
       {{"SUCCESS_RATE", "95", "minimum success rate, percent (0, 100]"},
        NumberKey([](double d, Builder& b) { b.spec.set_success_rate_pct(d); },
                  [](double d) { return d > 0 && d <= 100; }, "a percentage in (0, 100]")},
-      {{"COOLDOWN", "0", "wait between iterations (seconds or a duration)"},
+      {{"COOLDOWN", "0", "wait between iterations (seconds or a duration; alias ITERATION_COOLDOWN_SECONDS)"},
        DurationKey([](double d, Builder& b) { b.spec.set_cooldown_s(d); }, true)},
       {{"MODEL", "(first model of GET /v1/models)", "model name sent with every request"},
        StringKey([](std::string s, Builder& b) { b.spec.mutable_target()->set_model(s); })},
@@ -332,7 +332,7 @@ const std::vector<KeyInfo>& Keys() {
          b.spec.set_seed(s);
          return absl::OkStatus();
        }},
-      {{"MAX_ITERATIONS", "100", "most iterations per pair (the original's limit is 100)"},
+      {{"MAX_ITERATIONS", "100", "most iterations per pair (the original's limit is 100; alias ITERATION_HARD_LIMIT)"},
        [](absl::string_view v, Builder& b) -> absl::Status {
          uint32_t n = 0;
          if (!absl::SimpleAtoi(v, &n) || n == 0) {
