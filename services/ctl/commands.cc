@@ -178,13 +178,16 @@ int RunCommand(const CtlOptions& options) {
         ctx.TryCancel();
       });
       ExperimentEvent ev;
-      while (reader->Read(&ev)) {
+      bool stop_reading = false;
+      while (!stop_reading && reader->Read(&ev)) {
         give_up = absl::InfiniteFuture();
         latest = ev.experiment();
         display.Handle(ev);
-        if (ev.kind() == ExperimentEvent::KIND_EXPERIMENT_FINISHED) break;
+        stop_reading = ev.kind() == ExperimentEvent::KIND_EXPERIMENT_FINISHED ||
+                       Terminal(latest.state());
       }
-      if (!Terminal(latest.state())) ctx.TryCancel();
+      // Finish() waits for the server to end the stream; when we stop first, end it here.
+      if (stop_reading) ctx.TryCancel();
       status = reader->Finish();
     }
     display.Finish();
