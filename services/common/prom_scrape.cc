@@ -408,6 +408,10 @@ std::vector<TargetSample> TargetMetricsSampler::Stop() {
   {
     absl::MutexLock lock(&mu_);
     if (!started_ || stopped_) return samples_;
+    if (stopping_) {  // another thread is joining: wait for it rather than join twice
+      mu_.Await(absl::Condition(&stopped_));
+      return samples_;
+    }
     stopping_ = true;
   }
   thread_.join();

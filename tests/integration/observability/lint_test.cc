@@ -50,22 +50,26 @@ TEST(DashboardLintTest, BrokenDashboardsFailNamingTheRule) {
     std::string rule;
     std::function<void(nlohmann::json&)> breakit;
   };
+  using Json = nlohmann::json;
   const std::vector<Case> cases = {
-      {"panel-units-rule", [](nlohmann::json& d) { d["panels"][1]["fieldConfig"]["defaults"].erase("unit"); }},
+      {"panel-units-rule",
+       [](Json& d) { d["panels"][1]["fieldConfig"]["defaults"].erase("unit"); }},
       {"target-rate-interval-rule",
-       [](nlohmann::json& d) {
+       [](Json& d) {
          d["panels"][1]["targets"][1]["expr"] =
              "sum(rate(mstperf_loadgen_requests_sent_total[5m])) * 60";
        }},
       {"target-counter-agg-rule",
-       [](nlohmann::json& d) { d["panels"][1]["targets"][1]["expr"] = "sum(mstperf_loadgen_requests_sent_total)"; }},
-      {"target-promql-rule", [](nlohmann::json& d) { d["panels"][1]["targets"][0]["expr"] = "sum(("; }},
+       [](Json& d) {
+         d["panels"][1]["targets"][1]["expr"] = "sum(mstperf_loadgen_requests_sent_total)";
+       }},
+      {"target-promql-rule", [](Json& d) { d["panels"][1]["targets"][0]["expr"] = "sum(("; }},
       {"panel-datasource-rule",
-       [](nlohmann::json& d) { d["panels"][1]["datasource"] = {{"type", "prometheus"}, {"uid", "abc"}}; }},
-      {"template-datasource-rule", [](nlohmann::json& d) { d["templating"]["list"] = nlohmann::json::array(); }},
-      {"no-inputs-rule", [](nlohmann::json& d) { d["__inputs"] = nlohmann::json::array({{{"name", "DS"}}}); }},
-      {"dashboard-uid-rule", [](nlohmann::json& d) { d.erase("uid"); }},
-      {"panel-title-description-rule", [](nlohmann::json& d) { d["panels"][1]["description"] = ""; }},
+       [](Json& d) { d["panels"][1]["datasource"] = {{"type", "prometheus"}, {"uid", "abc"}}; }},
+      {"template-datasource-rule", [](Json& d) { d["templating"]["list"] = Json::array(); }},
+      {"no-inputs-rule", [](Json& d) { d["__inputs"] = Json::array({{{"name", "DS"}}}); }},
+      {"dashboard-uid-rule", [](Json& d) { d.erase("uid"); }},
+      {"panel-title-description-rule", [](Json& d) { d["panels"][1]["description"] = ""; }},
   };
   std::string dir = testing::MakeTempDir("lint");
   for (const Case& c : cases) {

@@ -351,7 +351,9 @@ class SuiteWithPrometheusTest : public ::testing::Test {
         absl::StrAppend(&logs, "--- ", s.name, " ---\n", s.process->LogTail(1500), "\n");
       }
     }
-    if (prometheus_ != nullptr) absl::StrAppend(&logs, "--- prometheus ---\n", prometheus_->LogTail());
+    if (prometheus_ != nullptr) {
+      absl::StrAppend(&logs, "--- prometheus ---\n", prometheus_->LogTail());
+    }
     return logs;
   }
 

@@ -16,6 +16,7 @@ namespace {
 using ::testing::ElementsAre;
 
 const std::string kDashboards = std::string(MSTPERF_SOURCE_DIR) + "/grafana/dashboards";
+const std::string kConventions = std::string(MSTPERF_SOURCE_DIR) + "/docs/conventions.md";
 
 TEST(DashboardsTest, LoadsEveryPanelQuery) {
   auto queries = LoadDashboardQueries(kDashboards);
@@ -33,7 +34,7 @@ TEST(DashboardsTest, LoadsEveryPanelQuery) {
 TEST(DashboardsTest, ReadOnlyMetricsTheConventionsDefineAndShowThemAll) {
   auto queries = LoadDashboardQueries(kDashboards);
   ASSERT_TRUE(queries.ok()) << queries.status();
-  auto conventions = LoadConventionMetrics(std::string(MSTPERF_SOURCE_DIR) + "/docs/conventions.md");
+  auto conventions = LoadConventionMetrics(kConventions);
   ASSERT_TRUE(conventions.ok()) << conventions.status();
   std::set<std::string> shown;
   for (const PanelQuery& q : *queries) {
@@ -55,7 +56,8 @@ TEST(DashboardsTest, ReadmeDocumentsEveryPanelAndQuery) {
   auto readme = ReadFile(std::string(MSTPERF_SOURCE_DIR) + "/README.md");
   ASSERT_TRUE(readme.ok()) << readme.status();
   for (const PanelQuery& q : *queries) {
-    EXPECT_NE(readme->find(q.panel_title), std::string::npos) << "README lacks panel " << q.panel_title;
+    EXPECT_NE(readme->find(q.panel_title), std::string::npos)
+        << "README lacks panel " << q.panel_title;
     EXPECT_NE(readme->find("`" + q.expr + "`"), std::string::npos)
         << "README lacks the query of " << q.panel_title << ": " << q.expr;
   }
@@ -76,7 +78,7 @@ TEST(DashboardHelpersTest, FindsMetricNames) {
 }
 
 TEST(DashboardHelpersTest, ReadsTheConventionsTable) {
-  auto conventions = LoadConventionMetrics(std::string(MSTPERF_SOURCE_DIR) + "/docs/conventions.md");
+  auto conventions = LoadConventionMetrics(kConventions);
   ASSERT_TRUE(conventions.ok()) << conventions.status();
   EXPECT_EQ(conventions->at("mstperf_loadgen_ttft_seconds").type, "histogram");
   EXPECT_EQ(conventions->at("mstperf_controller_stage").service, "controller");

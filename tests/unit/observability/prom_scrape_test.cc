@@ -192,7 +192,8 @@ TEST(TargetMetricsSamplerTest, RejectsBadOptions) {
   EXPECT_EQ(no_url.Start().code(), absl::StatusCode::kInvalidArgument);
   TargetMetricsSampler not_http({.url = "127.0.0.1:8000/metrics"});
   EXPECT_THAT(std::string(not_http.Start().message()), HasSubstr("metrics_url"));
-  TargetMetricsSampler zero({.url = "http://127.0.0.1:1/metrics", .interval = absl::ZeroDuration()});
+  TargetMetricsSampler zero(
+      {.url = "http://127.0.0.1:1/metrics", .interval = absl::ZeroDuration()});
   EXPECT_EQ(zero.Start().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(zero.Stop().empty());  // Stop without a successful Start is harmless
 }
@@ -237,6 +238,21 @@ TEST(TargetMetricsSamplerTest, StopRightAfterStartStillHasTwoSamples) {
   std::vector<TargetSample> samples = sampler.Stop();  // must not wait an hour
   EXPECT_EQ(samples.size(), 2u);
   EXPECT_EQ(calls.load(), 2);
+}
+
+TEST(TargetMetricsSamplerTest, ConcurrentStopsAgree) {
+  TargetMetricsSampler sampler(
+      {.url = "http://127.0.0.1:1/metrics", .interval = absl::Milliseconds(1)},
+      [](const std::string&) -> absl::StatusOr<std::string> {
+        return std::string("vllm:num_requests_waiting 1\n");
+      });
+  ASSERT_TRUE(sampler.Start().ok());
+  std::vector<TargetSample> a, b;
+  std::thread other([&] { a = sampler.Stop(); });
+  b = sampler.Stop();
+  other.join();
+  EXPECT_EQ(a.size(), b.size());
+  EXPECT_GE(a.size(), 2u);
 }
 
 TEST(TargetMetricsSamplerTest, KeepsAtMostMaxSamples) {
