@@ -28,19 +28,24 @@ need_go() {
 go_install() {
   local name="$1" pkg="$2" version="$3" ldflags="${4:-}"
   local stamp="$BIN/.$name.version"
-  if [ -x "$BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$pkg@$version" ]; then
+  if [ -x "$BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$pkg@$version $ldflags" ]; then
     return 0
   fi
   need_go "$name"
   log "building $name $version (once; later runs reuse it)"
   go install -ldflags "$ldflags" "$pkg@$version"
-  echo "$pkg@$version" > "$stamp"
+  echo "$pkg@$version $ldflags" > "$stamp"
 }
 
 go_install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION" \
   "-X main.version=$GRPCURL_VERSION"
+# As helm's own Makefile does: its version, and the Kubernetes version `helm template` and
+# `helm lint` assume (that of its client-go, v0.37 = Kubernetes 1.37; without these ldflags a
+# `go install`ed helm assumes 1.20 and refuses the chart's kubeVersion).
 go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
-  "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+   -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37 \
+   -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37"
 
 # kube-validate: rebuilt when any of its files changes.
 kv_src="$ROOT/tools/kube-validate"
@@ -53,5 +58,5 @@ if [ ! -x "$BIN/kube-validate" ] || [ "$(cat "$BIN/.kube-validate.version" 2>/de
 fi
 
 if [ -x "$ROOT/scripts/dashboard-lint.sh" ]; then
-  "$ROOT/scripts/dashboard-lint.sh" --install-only
+  "$ROOT/scripts/dashboard-lint.sh" --build
 fi
