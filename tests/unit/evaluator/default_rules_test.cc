@@ -200,8 +200,10 @@ TEST(DefaultRulesTest, SlosAndErrorRate) {
   EXPECT_NEAR(v.success_rate_pct(), 90, 4);
 }
 
-// Feeds records as they would arrive (at their end time) with a tick every second.
-std::optional<mstperf::v1::Verdict> FirstEarly(const Sim& s, DefaultConfig c) {
+// Feeds records as they would arrive (at their end time) with a tick every second; with
+// `progress`, each tick also carries the live in-flight count, as the controller sends it.
+std::optional<mstperf::v1::Verdict> FirstEarly(const Sim& s, DefaultConfig c,
+                                               bool progress = false) {
   c.early_stop = true;
   std::vector<RequestRecord> records = Simulate(s);
   std::sort(records.begin(), records.end(),
@@ -209,12 +211,41 @@ std::optional<mstperf::v1::Verdict> FirstEarly(const Sim& s, DefaultConfig c) {
   DefaultJudge judge(c);
   size_t next = 0;
   for (int t = 1; t <= static_cast<int>(s.duration_s); ++t) {
-    while (next < records.size() && records[next].end_unix_us() <= kT0 + t * 1000000LL) {
+    const int64_t now = kT0 + t * 1000000LL;
+    while (next < records.size() && records[next].end_unix_us() <= now) {
       judge.Add(records[next++]);
+    }
+    if (progress) {
+      mstperf::v1::IterationProgress p;
+      uint64_t in_flight = 0;
+      for (const auto& r : records) in_flight += r.sent_unix_us() <= now && r.end_unix_us() > now;
+      p.set_in_flight(in_flight);
+      judge.ObserveProgress(t, p);
     }
     if (auto v = judge.Early(t)) return v;
   }
   return std::nullopt;
+}
+
+TEST(DefaultRulesTest, EarlyVerdictsWithLiveProgress) {
+  Sim s;
+  s.req_min = 300;
+  s.duration_s = 300;
+  s.poisson = true;
+  auto v = FirstEarly(s, ConfigFor(s), /*progress=*/true);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->deciding_rule(), "backlog_trend");
+  EXPECT_LT(v->judged_at_elapsed_s(), 150);
+  std::cout << "early FALSE with progress at " << v->judged_at_elapsed_s() << " s of 300\n";
+  for (unsigned seed = 1; seed <= 10; ++seed) {
+    Sim stable;
+    stable.req_min = 200;
+    stable.duration_s = 300;
+    stable.poisson = true;
+    stable.seed = seed;
+    EXPECT_FALSE(FirstEarly(stable, ConfigFor(stable), /*progress=*/true).has_value())
+        << "seed " << seed;
+  }
 }
 
 TEST(DefaultRulesTest, EarlyFalseForABacklogThatCannotDrain) {
