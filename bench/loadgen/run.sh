@@ -11,12 +11,17 @@ BUILD=${BUILD_DIR:-build}
 RATES=${RATES:-2000,4000,6000,8000,10000,12000,15000}
 DURATION=${DURATION:-5}
 WHAT=${1:-all}
-# The machine is shared with compilers: with PRIO=1 (the default when running as root) the
-# measured processes run at nice -20, so that they get most of their core when they need it
-# (they block in epoll otherwise). SCHED_FIFO is not used: equal-priority FIFO threads never
-# preempt each other, and the service's gRPC thread shares the core with its event loop.
+# The machine is shared with compilers: with PRIO=1 (the default when running as root) each
+# measured process runs in a session of its own (an autogroup, with the kernel's
+# sched_autogroup) at nice -20, so that it gets most of its core when it needs it; it blocks in
+# epoll otherwise, so it does not starve anything. (Plain nice does not work across sessions
+# when autogroups are on; SCHED_FIFO would let the event loop starve the gRPC thread that
+# shares its core.)
 PRIO=${PRIO:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}
-pin() { local cpu=$1; shift; if [ "$PRIO" = 1 ]; then nice -n -20 taskset -c "$cpu" "$@"; else taskset -c "$cpu" "$@"; fi; }
+PRIO_SH='echo -20 > /proc/self/autogroup 2>/dev/null; cpu=$1; shift; exec nice -n -20 taskset -c "$cpu" "$@"'
+pin() { if [ "$PRIO" = 1 ]; then setsid sh -c "$PRIO_SH" sh "$@"; else local cpu=$1; shift; taskset -c "$cpu" "$@"; fi; }
+# For background servers: exec, so that $! is the server's own pid (to kill it and read its CPU).
+pin_exec() { if [ "$PRIO" = 1 ]; then exec setsid sh -c "$PRIO_SH" sh "$@"; else local cpu=$1; shift; exec taskset -c "$cpu" "$@"; fi; }
 command -v nginx >/dev/null || { echo "nginx missing: scripts/deps.sh installs nginx-light" >&2; exit 1; }
 cmake --build "$BUILD" --target mstperf-loadgen mstperf-loadgen-bench >/dev/null
 
@@ -80,22 +85,22 @@ http {
     error_page 405 =200 \$uri;
     location /v1/ { default_type text/event-stream; }
     # The same body sent slowly, so that requests stay in flight (memory per request).
-    location /slow/ { default_type text/event-stream; limit_rate 1k; }
+    location /slow/ { default_type text/event-stream; limit_rate 8k; }
   }
 }
 CONF
-pin 1 nginx -c "$DIR/nginx.conf" -p "$DIR" &
+(pin_exec 1 nginx -c "$DIR/nginx.conf" -p "$DIR") &
 PIDS+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/v1/models" >/dev/null && break; sleep 0.1; done
 URL="http://127.0.0.1:$PORT"
 BENCH="$BUILD/bench/mstperf-loadgen-bench"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "measured processes at nice -20: $PRIO"
+echo "measured processes in their own autogroup at nice -20: $PRIO"
 echo "target: nginx $(nginx -v 2>&1 | cut -d/ -f2) on CPU 1, static SSE body of 128 token events ($(wc -c < "$DIR/body.sse") bytes)"
 
 if [[ $WHAT == all || $WHAT == open ]]; then
-  pin 0 "$BUILD/bin/mstperf-loadgen" --port=0 --metrics_port=-1 --host=127.0.0.1 \
-    --ready_file="$DIR/lg.json" 2>"$DIR/loadgen.log" &
+  (pin_exec 0 "$BUILD/bin/mstperf-loadgen" --port=0 --metrics_port=-1 --host=127.0.0.1 \
+    --ready_file="$DIR/lg.json" 2>"$DIR/loadgen.log") &
   LG=$!
   PIDS+=($LG)
   for _ in $(seq 100); do [ -s "$DIR/lg.json" ] && break; sleep 0.1; done
@@ -121,6 +126,6 @@ if [[ $WHAT == all || $WHAT == parse ]]; then
 fi
 if [[ $WHAT == all || $WHAT == memory ]]; then
   echo
-  echo "== memory: 2,000 requests in flight (target sends at 1 KiB/s), then their records"
+  echo "== memory: 2,000 requests in flight (target sends at 8 KiB/s), then their records"
   pin 0 "$BENCH" memory --url="$URL/slow"
 fi
