@@ -96,10 +96,13 @@ URL="http://127.0.0.1:$PORT"
 BENCH="$BUILD/bench/mstperf-loadgen-bench"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "measured processes in their own autogroup at nice -20: $PRIO"
+echo "event loop SCHED_FIFO (--realtime_event_loop): ${RT_LOOP:-$PRIO}"
 echo "target: nginx $(nginx -v 2>&1 | cut -d/ -f2) on CPU 1, static SSE body of 128 token events ($(wc -c < "$DIR/body.sse") bytes)"
 
 if [[ $WHAT == all || $WHAT == open ]]; then
-  (pin_exec 0 "$BUILD/bin/mstperf-loadgen" --port=0 --metrics_port=-1 --host=127.0.0.1 \
+  RTFLAG=""
+  [ "${RT_LOOP:-$PRIO}" = 1 ] && RTFLAG="--realtime_event_loop"
+  (pin_exec 0 "$BUILD/bin/mstperf-loadgen" --port=0 --metrics_port=-1 --host=127.0.0.1 $RTFLAG \
     --ready_file="$DIR/lg.json" 2>"$DIR/loadgen.log") &
   LG=$!
   PIDS+=($LG)

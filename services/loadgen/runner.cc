@@ -1,5 +1,7 @@
 #include "services/loadgen/runner.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/eventfd.h>
@@ -704,6 +706,11 @@ void Runner::Stop() {
 
 absl::Status Runner::Run(const std::function<void(RequestResult&&)>& sink) {
   if (stop_fd_ < 0) return absl::InternalError("eventfd failed");
+  if (options_.realtime) {
+    sched_param param{};
+    param.sched_priority = 1;
+    pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);  // best effort
+  }
   Loop loop(this, sink);
   if (absl::Status s = loop.Init(); !s.ok()) return s;
   loop.Warm(options_.warm_connections, absl::Seconds(10));

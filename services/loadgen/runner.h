@@ -84,6 +84,9 @@ struct RunOptions {
   // the run ends when the schedule's requests are used up or `closed_loop_for` has passed.
   uint32_t closed_loop_concurrency = 0;
   absl::Duration closed_loop_for = absl::InfiniteDuration();
+  // Run the event loop thread SCHED_FIFO (priority 1) when the process may: scheduler
+  // wake-up delays of other processes on a shared core then never delay a send. Off by default.
+  bool realtime = false;
   // Sends a request-index header ("X-Mstperf-Request: <idx>") with each request.
   bool index_header = true;
 };

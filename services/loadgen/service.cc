@@ -1,8 +1,11 @@
 #include "services/loadgen/service.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <deque>
@@ -506,6 +509,7 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
   };
   ro.max_in_flight = spec.max_in_flight();
   ro.max_send_lag = options_.max_send_lag;
+  ro.realtime = options_.realtime_event_loop;
   ro.connection_guard_lag = options_.connection_guard_lag;
   ro.drain_timeout = OrDefault(spec.drain_timeout_s(), ro.target.total_timeout);
   ro.record_chunks = !spec.omit_chunk_timeline();
@@ -541,6 +545,13 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
     runner_done = true;
   });
 
+  // The streaming side (record conversion, serialisation, statistics) yields to the event loop
+  // when they share a core: at a higher nice value this thread never delays a send wakeup by a
+  // scheduler slice. Raising one's own nice value needs no privilege; it is restored below.
+  const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int old_nice = getpriority(PRIO_PROCESS, tid);
+  const bool reniced = errno == 0 && setpriority(PRIO_PROCESS, tid, std::min(old_nice + 10, 19)) == 0;
   metrics_->active.Increment();
   metrics_->target_rate.Increment(replica_rate_per_s * 60);
   const uint32_t batch_size = spec.batch_size() ? spec.batch_size() : kDefaultBatchSize;
@@ -685,6 +696,7 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
     if ((!stream_ok || context->IsCancelled()) && !done) runner.Stop();
   }
   loop_thread.join();
+  if (reniced) setpriority(PRIO_PROCESS, tid, old_nice);
   flush();
   metrics_->active.Decrement();
   metrics_->target_rate.Decrement(replica_rate_per_s * 60);

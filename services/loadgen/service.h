@@ -37,6 +37,8 @@ struct ServiceOptions {
   // Requests this late with every connection busy are dropped rather than sent on a new
   // connection (see RunOptions::connection_guard_lag).
   absl::Duration connection_guard_lag = absl::Milliseconds(50);
+  // Event loop threads run SCHED_FIFO when permitted (see RunOptions::realtime).
+  bool realtime_event_loop = false;
   // Reported in IterationStarted.
   std::string version = "0.1.0";
 };
