@@ -654,7 +654,8 @@ void SimulatorServer::Impl::OnStepEnd(const boost::system::error_code& ec) {
   }
   for (std::shared_ptr<Session>& s : dirty_) {
     if (options_.threads > 1) {
-      asio::dispatch(s->executor(), [s = std::move(s)] { s->DeliverTokens(); });
+      auto executor = s->executor();  // before `s` is moved into the handler
+      asio::dispatch(executor, [s = std::move(s)] { s->DeliverTokens(); });
     } else {
       s->DeliverTokens();
     }

@@ -344,6 +344,34 @@ TEST_F(SimulatorHttpTest, MalformedHttpGets400AndTheServerLivesOn) {
   EXPECT_EQ(Request("GET", Url("/health")).status, 200);
 }
 
+// With --threads > 1 each connection and the engine get strands: same protocol, no races.
+TEST(SimulatorThreadsTest, TwoThreadsServeManyConcurrentStreams) {
+  auto p = mstperf::testing::ServiceProcess::Start(
+      std::string(MSTPERF_BIN_DIR) + "/mstperf-simulator", SimArgs({"--threads=2"}));
+  ASSERT_TRUE(p.ok()) << p.status();
+  const std::string base = "http://127.0.0.1:" + std::to_string((*p)->port("http_port"));
+  testing::OpenLoopOptions o;
+  o.url = base + "/v1/completions";
+  o.body = json{{"prompt", "a b c"},
+                {"max_tokens", 30},
+                {"ignore_eos", true},
+                {"stream", true},
+                {"stream_options", {{"include_usage", true}, {"continuous_usage_stats", true}}}}
+               .dump();
+  o.rate_per_s = 400;
+  o.max_requests = 100;
+  o.duration_s = 2;
+  testing::OpenLoopResult r = RunOpenLoop(o);
+  EXPECT_EQ(r.ok, 100);
+  EXPECT_EQ(r.failed, 0);
+  StreamResult one = Stream(o.url, o.body);
+  ASSERT_EQ(one.events.size(), 32u) << one.raw;
+  EXPECT_EQ(json::parse(one.events[29].data)["usage"]["completion_tokens"], 30);
+  EXPECT_EQ(one.events[31].data, "[DONE]");
+  const std::string metrics = Request("GET", base + "/metrics").body;
+  EXPECT_EQ(testing::MetricValue(metrics, "mstperf_simulator_generated_tokens_total"), 101 * 30);
+}
+
 TEST(SimulatorShutdownTest, SigtermDrainsStreamsInFlight) {
   auto p = mstperf::testing::ServiceProcess::Start(
       std::string(MSTPERF_BIN_DIR) + "/mstperf-simulator", SimArgs());
