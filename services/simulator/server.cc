@@ -636,7 +636,7 @@ void SimulatorServer::Impl::OnStepEnd(const boost::system::error_code& ec) {
   while (engine_.HasWork()) {
     // Keep to the model's timeline unless we are far behind it.
     BeginStep(std::max(step_end_ms_, now - options_.max_step_lag_ms));
-    if (step_end_ms_ > now) {
+    if (step_end_ms_ > now || !options_.coalesce_late_steps) {
       ArmTimer();
       break;
     }
