@@ -441,6 +441,17 @@ void Session::Enqueue(std::string_view bytes) { pending_.append(bytes); }
 
 void Session::Flush() {
   if (writing_ || pending_.empty() || closed_) return;
+  // Fast path: the socket buffer nearly always has room for a step's events, so write them
+  // now; no asynchronous operation, handler or completion round trip per token.
+  beast::error_code ec;
+  const size_t n = socket_.write_some(asio::buffer(pending_), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+  if (ec) return OnWrite(ec);
+  if (n == pending_.size()) {
+    pending_.clear();
+    return OnWrite(ec);
+  }
+  pending_.erase(0, n);
   writing_ = true;
   inflight_.clear();
   std::swap(inflight_, pending_);
@@ -574,6 +585,7 @@ void SimulatorServer::Impl::DoAccept() {
     if (!ec) {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
+      socket.non_blocking(true, ignored);  // for Session::Flush's direct writes
       std::make_shared<Session>(std::move(socket), this)->Start();
     } else {
       MSTPERF_LOG(Warning) << "accept: " << ec.message();
