@@ -114,6 +114,7 @@ class SimulatorServer::Impl {
   ServerOptions options_;
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
+  asio::steady_timer accept_retry_timer_;
   asio::any_io_executor engine_executor_;
   std::vector<std::thread> threads_;
   int port_ = 0;
@@ -513,6 +514,7 @@ SimulatorServer::Impl::Impl(ServerOptions options)
     : options_(std::move(options)),
       ioc_(options_.threads),
       acceptor_(ioc_),
+      accept_retry_timer_(ioc_),
       engine_executor_(options_.threads > 1 ? asio::any_io_executor(asio::make_strand(ioc_))
                                             : asio::any_io_executor(ioc_.get_executor())),
       engine_(options_.engine),
@@ -587,10 +589,15 @@ void SimulatorServer::Impl::DoAccept() {
       socket.set_option(tcp::no_delay(true), ignored);
       socket.non_blocking(true, ignored);  // for Session::Flush's direct writes
       std::make_shared<Session>(std::move(socket), this)->Start();
-    } else {
-      MSTPERF_LOG(Warning) << "accept: " << ec.message();
+      DoAccept();
+      return;
     }
-    DoAccept();
+    // Out of file descriptors, typically: retry shortly instead of spinning.
+    MSTPERF_LOG(Warning) << "accept: " << ec.message() << "; retrying in 50 ms";
+    accept_retry_timer_.expires_after(std::chrono::milliseconds(50));
+    accept_retry_timer_.async_wait([this](const boost::system::error_code& wec) {
+      if (!wec) DoAccept();
+    });
   });
 }
 
@@ -751,6 +758,7 @@ void SimulatorServer::Impl::Shutdown(absl::Duration grace) {
     asio::post(ioc_, [this] {
       beast::error_code ignored;
       acceptor_.close(ignored);
+      accept_retry_timer_.cancel();
     });
     const absl::Time deadline = absl::Now() + grace;
     while (open_responses_.load() > 0 && absl::Now() < deadline) {
