@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "services/common/testing/process.h"
+#include "services/simulator/openai.h"
 #include "services/simulator/tokenizer.h"
 #include "tests/integration/simulator/client.h"
 
@@ -370,6 +371,33 @@ TEST(SimulatorThreadsTest, TwoThreadsServeManyConcurrentStreams) {
   EXPECT_EQ(one.events[31].data, "[DONE]");
   const std::string metrics = Request("GET", base + "/metrics").body;
   EXPECT_EQ(testing::MetricValue(metrics, "mstperf_simulator_generated_tokens_total"), 101 * 30);
+}
+
+// Steps of 10 us: the server cannot write each one on time, so overdue steps are coalesced
+// into one write per stream. The stream must still carry every token as its own event.
+TEST(SimulatorCoalescingTest, LateStepsStillGiveOneEventPerToken) {
+  auto p = mstperf::testing::ServiceProcess::Start(
+      std::string(MSTPERF_BIN_DIR) + "/mstperf-simulator",
+      SimArgs({"--step_base_ms=0.01", "--step_per_seq_ms=0", "--prefill_per_token_ms=0"}));
+  ASSERT_TRUE(p.ok()) << p.status();
+  const std::string base = "http://127.0.0.1:" + std::to_string((*p)->port("http_port"));
+  json req = {{"prompt", "a b"},
+              {"max_tokens", 2000},
+              {"ignore_eos", true},
+              {"stream", true},
+              {"stream_options", {{"include_usage", true}, {"continuous_usage_stats", true}}}};
+  StreamResult r = Stream(base + "/v1/completions", req.dump());
+  ASSERT_EQ(r.status, 200) << r.error;
+  ASSERT_EQ(r.events.size(), 2002u);
+  for (int k = 0; k < 2000; ++k) {
+    json c = json::parse(r.events[k].data);
+    ASSERT_EQ(c["usage"]["completion_tokens"], k + 1) << r.events[k].data;
+    ASSERT_EQ(c["choices"][0]["text"], std::string(TokenText(k + 1)));
+  }
+  EXPECT_EQ(r.events.back().data, "[DONE]");
+  const std::string metrics = Request("GET", base + "/metrics").body;
+  EXPECT_GT(testing::MetricValue(metrics, "mstperf_simulator_late_steps_total"), 0);
+  EXPECT_EQ(testing::MetricValue(metrics, "mstperf_simulator_generated_tokens_total"), 2000);
 }
 
 TEST(SimulatorShutdownTest, SigtermDrainsStreamsInFlight) {
