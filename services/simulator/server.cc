@@ -1,13 +1,13 @@
 #include "services/simulator/server.h"
 
 #include <atomic>
-#include <utility>
 #include <charconv>
 #include <chrono>
 #include <ctime>
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <utility>  // before Asio: Boost 1.74 needs std::exchange under C++20
 #include <vector>
 
 #include <boost/asio.hpp>
