@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -371,6 +372,22 @@ TEST(SimulatorThreadsTest, TwoThreadsServeManyConcurrentStreams) {
   EXPECT_EQ(one.events[31].data, "[DONE]");
   const std::string metrics = Request("GET", base + "/metrics").body;
   EXPECT_EQ(testing::MetricValue(metrics, "mstperf_simulator_generated_tokens_total"), 101 * 30);
+}
+
+// Containers configure the simulator through MSTPERF_<FLAG> variables; the command line wins.
+TEST(SimulatorFlagsTest, EnvironmentOverridesFlagDefaults) {
+  setenv("MSTPERF_MAX_NUM_SEQS", "3", 1);
+  setenv("MSTPERF_MODEL", "from-env", 1);
+  auto p = mstperf::testing::ServiceProcess::Start(
+      std::string(MSTPERF_BIN_DIR) + "/mstperf-simulator",
+      {"--host=127.0.0.1", "--port=0", "--model=from-flag"});
+  unsetenv("MSTPERF_MAX_NUM_SEQS");
+  unsetenv("MSTPERF_MODEL");
+  ASSERT_TRUE(p.ok()) << p.status();
+  const std::string base = "http://127.0.0.1:" + std::to_string((*p)->port("http_port"));
+  json cap = json::parse(Request("GET", base + "/sim/capacity?input_tokens=1&output_tokens=1").body);
+  EXPECT_EQ(cap["params"]["max_num_seqs"], 3);
+  EXPECT_EQ(cap["params"]["model"], "from-flag");
 }
 
 // Steps of 10 us: the server cannot write each one on time, so overdue steps are coalesced
