@@ -23,9 +23,10 @@ class Suite {
   const std::string& results_dir() const { return results_; }
   // The simulator's closed-form capacity for a pair (GET /sim/capacity), requests per minute.
   double Capacity(int input_tokens, int output_tokens) const;
-  // A spec against the simulator that starts at 0.6 x capacity, doubles, and bisects to 5%.
+  // A spec against the simulator that starts at 0.5 x capacity, triples (so stage 1 overloads
+  // it by 50%, where no verdict is a close call) and bisects to `threshold` (relative).
   v1::ExperimentSpec Spec(int input_tokens, int output_tokens, double capacity,
-                          v1::EvaluatorMode mode, double duration_s) const;
+                          v1::EvaluatorMode mode, double duration_s, double threshold = 0.05) const;
 
   grpc::Status StartExperiment(const v1::ExperimentSpec& spec, const std::string& id);
   v1::Experiment RunToEnd(const v1::ExperimentSpec& spec, const std::string& id, absl::Duration timeout);
