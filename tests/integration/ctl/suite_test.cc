@@ -170,6 +170,10 @@ TEST_F(SuiteTest, RunFollowsTheSearchAndPrintsTheMstTable) {
   Output s = Ctl({"status", id});
   EXPECT_EQ(s.exit_code, 0) << s.err;
   EXPECT_THAT(s.out, AllOf(HasSubstr("experiment " + id + ": succeeded"), HasSubstr("32:16")));
+  // Without an id, status shows the latest experiment.
+  Output latest = Ctl({"status"});
+  EXPECT_EQ(latest.exit_code, 0) << latest.err;
+  EXPECT_THAT(latest.out, AllOf(HasSubstr("experiment "), HasSubstr("MST req/min")));
   Output l = Ctl({"list"});
   EXPECT_EQ(l.exit_code, 0) << l.err;
   EXPECT_THAT(l.out, AllOf(HasSubstr(id), HasSubstr("succeeded")));
