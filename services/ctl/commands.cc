@@ -38,7 +38,7 @@ std::map<std::string, double> Capacities(const CtlOptions& options, const Experi
 // otherwise.
 class ProgressDisplay {
  public:
-  ProgressDisplay(const CtlOptions& options) : every_s_(options.progress_every_s) {
+  explicit ProgressDisplay(const CtlOptions& options) : every_s_(options.progress_every_s) {
     if (options.progress == "bar") {
       bar_ = true;
     } else if (options.progress == "auto") {
