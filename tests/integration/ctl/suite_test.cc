@@ -235,6 +235,38 @@ TEST_F(SuiteTest, CtrlCDetachesAndCancelStops) {
   EXPECT_THAT(missing.err, HasSubstr("not found"));
 }
 
+TEST_F(SuiteTest, RunReattachesWhenTheControllerRestarts) {
+  // A controller of this test's own, killed with SIGKILL mid-experiment and restarted on the
+  // same port and results directory: it resumes the experiment and `run` follows it to the end.
+  const std::string results = mstperf::testing::MakeTempDir("ctl-restart-results");
+  const std::vector<std::string> flags = {"--metrics_port=-1", "--host=127.0.0.1",
+                                          "--results_dir=" + results, "--loadgen=" + LoadgenList(),
+                                          "--evaluator=" + evaluator_->grpc_address()};
+  std::vector<std::string> args = flags;
+  args.push_back("--port=0");
+  auto first = ServiceProcess::Start(Bin("mstperf-controller"), args);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int port = (*first)->port("grpc_port");
+  Subprocess run({CtlPath(), "run", "--env-file", TinyEnv("DURATION=3s\nMAX_ITERATIONS=3\n"),
+                  "--progress=plain", absl::StrCat("--controller=127.0.0.1:", port)});
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline && run.OutSoFar().find("started") == std::string::npos) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_THAT(run.OutSoFar(), HasSubstr("started"));
+  (*first)->Signal(SIGKILL);
+  (*first)->Wait(absl::Seconds(10));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  args = flags;
+  args.push_back(absl::StrCat("--port=", port));
+  auto second = ServiceProcess::Start(Bin("mstperf-controller"), args);
+  ASSERT_TRUE(second.ok()) << second.status();
+  Output o = run.Wait(absl::Seconds(120));
+  EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+  EXPECT_THAT(o.err, HasSubstr("lost the controller"));
+  EXPECT_THAT(o.out, AllOf(HasSubstr("MST req/min"), HasSubstr("32:16")));
+}
+
 TEST_F(SuiteTest, IterateWritesTheIterationFiles) {
   const std::string out = dir_ + "/iter";
   Output o = RunCmd({CtlPath(), "iterate", "--url", SimUrl(), "--tokens", "32:16", "--req-min",
