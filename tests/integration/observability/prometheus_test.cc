@@ -366,11 +366,63 @@ class SuiteWithPrometheusTest : public ::testing::Test {
   static inline mstperf::v1::Experiment* experiment_ = nullptr;
 };
 
-TEST_F(SuiteWithPrometheusTest, TheExperimentFoundAnMst) {
+// Which MST is found depends on the machine's load (a busy machine gives client-limited
+// verdicts); that it is right is the controller's and the e2e tests' business. Here: the
+// experiment ran to its end with judged iterations, so every metric had something to show.
+TEST_F(SuiteWithPrometheusTest, TheExperimentRanToItsEnd) {
   if (!WholeSuite()) GTEST_SKIP() << "service binaries not built:" << missing_;
   ASSERT_EQ(experiment_->pairs_size(), 1);
-  EXPECT_GT(experiment_->pairs(0).mst_req_min(), 0) << experiment_->DebugString();
-  EXPECT_GE(experiment_->pairs(0).iterations_size(), 2);
+  const mstperf::v1::PairResult& pair = experiment_->pairs(0);
+  EXPECT_TRUE(pair.finished()) << pair.DebugString();
+  ASSERT_GE(pair.iterations_size(), 1);
+  for (const mstperf::v1::IterationResult& it : pair.iterations()) {
+    EXPECT_GT(it.verdict().reasons_size(), 0) << it.DebugString();
+    EXPECT_GT(it.totals().sent(), 0u) << it.DebugString();
+  }
+}
+
+// The counters Prometheus scraped add up to what the experiment reports.
+TEST_F(SuiteWithPrometheusTest, MetricsAgreeWithTheExperiment) {
+  if (!WholeSuite()) GTEST_SKIP() << "service binaries not built:" << missing_;
+  const mstperf::v1::PairResult& pair = experiment_->pairs(0);
+  double sent = 0, completed = 0, tokens = 0;
+  for (const mstperf::v1::IterationResult& it : pair.iterations()) {
+    sent += it.totals().sent();
+    completed += it.totals().completed();
+    tokens += it.totals().tokens_received();
+  }
+  const std::map<std::string, double> expected = {
+      {"sum(mstperf_controller_iterations_total)", pair.iterations_size()},
+      {"sum(mstperf_loadgen_requests_sent_total)", sent},
+      {"sum(mstperf_loadgen_requests_completed_total)", completed},
+      {"sum(mstperf_loadgen_tokens_received_total)", tokens},
+      {"sum(mstperf_loadgen_requests_in_flight)", 0},
+      {"sum(mstperf_loadgen_iterations_active)", 0},
+      // The stage left idle (0) while the search ran; it may be back to 0 now.
+      {"count(max_over_time(mstperf_controller_stage[1h]) >= 1)", 1},
+      {"sum(mstperf_controller_experiments{state=\"succeeded\"})", 1},
+  };
+  // Scrapes lag the experiment by up to a second or two.
+  std::map<std::string, std::string> mismatches;
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    mismatches.clear();
+    for (const auto& [query, want] : expected) {
+      auto result = prometheus_->Query(query);
+      if (!result.ok() || result->empty()) {
+        mismatches[query] = result.ok() ? "empty result" : result.status().ToString();
+        continue;
+      }
+      double got = std::stod((*result)[0]["value"][1].get<std::string>());
+      if (got != want) mismatches[query] = absl::StrCat("got ", got, ", want ", want);
+    }
+    if (!mismatches.empty()) absl::SleepFor(absl::Milliseconds(500));
+  } while (!mismatches.empty() && absl::Now() < deadline);
+  for (const auto& [query, why] : mismatches) ADD_FAILURE() << query << ": " << why;
+  // Every iteration was judged by the evaluator at least once (early stopping may judge more).
+  auto verdicts = prometheus_->Query("sum(mstperf_evaluator_verdicts_total)");
+  ASSERT_TRUE(verdicts.ok() && !verdicts->empty());
+  EXPECT_GE(std::stod((*verdicts)[0]["value"][1].get<std::string>()), pair.iterations_size());
 }
 
 TEST_F(SuiteWithPrometheusTest, EveryTargetIsUp) {
