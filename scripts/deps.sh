@@ -8,7 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libcurl4-openssl-dev prometheus-cpp-dev nlohmann-json3-dev
   libboost-dev libboost-system-dev libgtest-dev libgmock-dev googletest
-  prometheus python3
+  prometheus python3 python3-yaml
 )
 
 missing=()

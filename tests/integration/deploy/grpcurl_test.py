@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""grpcurl (the real one, built by `make tools`) drives the real services through server
+reflection, exactly as the README's "Deploy on Kubernetes" section tells users to:
+`list`, `describe`, the health `Check` of every service, `StartExperiment` with the README's
+JSON (read from README.md, only the target URL pointed at this test's simulator), and
+`WatchExperiment` to the end; then the result files are on the controller's results directory.
+
+The services run from the build (MSTPERF_BIN_DIR) on loopback, port 0, as
+mstperf::testing::ServiceProcess starts them: --ready_file tells the ports.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+ROOT = os.environ.get("MSTPERF_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+BIN_DIR = os.environ.get("MSTPERF_BIN_DIR") or os.path.join(ROOT, "build", "bin")
+GRPCURL = os.path.join(ROOT, ".tools", "bin", "grpcurl")
+README = os.path.join(ROOT, "README.md")
+# The README's example reaches the chart's simulator Service (release "mstperf"); the test's
+# simulator listens on a loopback port of its own.
+README_TARGET = "http://mstperf-simulator:8000"
+
+
+def readme_start_experiment_json():
+    """The JSON body of the README's StartExperiment example (the ```json block after the
+    <!-- deploy:start-experiment --> marker)."""
+    text = open(README).read()
+    m = re.search(r"<!-- deploy:start-experiment -->\s*```json\n(.*?)```", text, re.S)
+    if not m:
+        raise AssertionError("README.md has no <!-- deploy:start-experiment --> ```json block")
+    return m.group(1)
+
+
+def decode_stream(text):
+    """grpcurl prints one JSON document per message; returns them all."""
+    decoder = json.JSONDecoder()
+    out, i = [], 0
+    text = text.strip()
+    while i < len(text):
+        obj, end = decoder.raw_decode(text, i)
+        out.append(obj)
+        i = end
+        while i < len(text) and text[i].isspace():
+            i += 1
+    return out
+
+
+def snake(obj):
+    """grpcurl prints lowerCamelCase field names; the API and the README use the proto names."""
+    if isinstance(obj, dict):
+        return {re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), k): snake(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [snake(v) for v in obj]
+    return obj
+
+
+class Service:
+    """A service binary on port 0 (what ServiceProcess does in C++)."""
+
+    def __init__(self, name, args, tmp):
+        self.name = name
+        self.ready = os.path.join(tmp, f"{name}.ready.json")
+        self.log_path = os.path.join(tmp, f"{name}.log")
+        binary = os.path.join(BIN_DIR, f"mstperf-{name}")
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen([binary, "--host=127.0.0.1", f"--ready_file={self.ready}", *args],
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{name} exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with open(self.ready) as f:
+                    self.ports = json.load(f)
+                return
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        raise AssertionError(f"{name} wrote no ready file in 30 s:\n{self.log()}")
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()[-4000:]
+
+    def address(self):
+        return f"127.0.0.1:{self.ports['grpc_port']}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def grpcurl(*args, data=None, max_time=60):
+    cmd = [GRPCURL, "-plaintext", "-max-time", str(max_time)]
+    if data is not None:
+        cmd += ["-d", "@"]
+    return subprocess.run([*cmd, *args], input=data, capture_output=True, text=True,
+                          timeout=max_time + 30)
+
+
+class GrpcurlTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        missing = [b for b in ("simulator", "loadgen", "evaluator", "controller")
+                   if not os.access(os.path.join(BIN_DIR, f"mstperf-{b}"), os.X_OK)]
+        if missing:
+            raise unittest.SkipTest(f"not built yet: {missing} in {BIN_DIR}")
+        if not os.access(GRPCURL, os.X_OK):
+            raise AssertionError(f"{GRPCURL} missing: run `make tools`")
+        cls.tmp = tempfile.mkdtemp(prefix="mstperf-grpcurl-")
+        cls.results = os.path.join(cls.tmp, "results")
+        os.makedirs(cls.results)
+        cls.services = []
+        try:
+            # A small engine (few slots) so the search converges in a few short iterations.
+            cls.simulator = cls.start("simulator", "--port=0", "--max_num_seqs=4")
+            cls.loadgen = cls.start("loadgen", "--port=0", "--metrics_port=0")
+            cls.evaluator = cls.start("evaluator", "--port=0", "--metrics_port=0")
+            cls.controller = cls.start(
+                "controller", "--port=0", "--metrics_port=0", f"--results_dir={cls.results}",
+                f"--loadgen={cls.loadgen.address()}", f"--evaluator={cls.evaluator.address()}")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def start(cls, name, *args):
+        service = Service(name, args, cls.tmp)
+        cls.services.append(service)
+        return service
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in reversed(getattr(cls, "services", [])):
+            s.stop()
+
+    def logs(self):
+        return "\n".join(f"--- {s.name}:\n{s.log()}" for s in self.services)
+
+    def test_list_shows_the_api_health_and_reflection(self):
+        p = grpcurl(self.controller.address(), "list")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        services = p.stdout.split()
+        for name in ("mstperf.v1.SearchController", "grpc.health.v1.Health"):
+            self.assertIn(name, services)
+        self.assertTrue(any(s.startswith("grpc.reflection.") for s in services), services)
+        for service, name in ((self.loadgen, "mstperf.v1.LoadGenerator"), (self.evaluator, "mstperf.v1.Evaluator")):
+            p = grpcurl(service.address(), "list")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(name, p.stdout.split())
+
+    def test_describe_shows_the_methods_and_messages(self):
+        p = grpcurl(self.controller.address(), "describe", "mstperf.v1.SearchController")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for rpc in ("StartExperiment", "GetExperiment", "ListExperiments", "WatchExperiment", "CancelExperiment"):
+            self.assertIn(f"rpc {rpc} (", p.stdout)
+        self.assertIn("returns ( stream .mstperf.v1.ExperimentEvent )", p.stdout)
+        p = grpcurl(self.controller.address(), "describe", "mstperf.v1.ExperimentSpec")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("repeated .mstperf.v1.TokenPair tokens = 3;", p.stdout)
+
+    def test_health_check_of_every_service(self):
+        for service in (self.controller, self.loadgen, self.evaluator):
+            with self.subTest(service=service.name):
+                p = grpcurl(service.address(), "grpc.health.v1.Health/Check", data='{"service": ""}')
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual(json.loads(p.stdout), {"status": "SERVING"})
+
+    def test_start_rejects_a_bad_spec_naming_the_field(self):
+        body = json.loads(readme_start_experiment_json())
+        body["spec"]["duration_s"] = -1
+        body["experiment_id"] = "bad-spec"
+        p = grpcurl(self.controller.address(), "mstperf.v1.SearchController/StartExperiment", data=json.dumps(body))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("InvalidArgument", p.stderr)
+        self.assertIn("spec.duration_s", p.stderr)
+
+    def test_readme_experiment_runs_to_the_end_and_writes_its_files(self):
+        body = readme_start_experiment_json()
+        self.assertIn(README_TARGET, body)
+        body = body.replace(README_TARGET, f"http://127.0.0.1:{self.simulator.ports['http_port']}")
+        spec = json.loads(body)
+        experiment_id = spec["experiment_id"]
+
+        p = grpcurl(self.controller.address(), "mstperf.v1.SearchController/StartExperiment", data=body)
+        self.assertEqual(p.returncode, 0, p.stderr + self.logs())
+        started = snake(json.loads(p.stdout))
+        self.assertEqual(started["id"], experiment_id)
+
+        p = grpcurl(self.controller.address(), "mstperf.v1.SearchController/WatchExperiment",
+                    data=json.dumps({"experiment_id": experiment_id}), max_time=240)
+        self.assertEqual(p.returncode, 0, p.stderr + self.logs())
+        events = [snake(e) for e in decode_stream(p.stdout)]
+        self.assertEqual(events[0]["kind"], "KIND_SNAPSHOT")
+        self.assertEqual(events[-1]["kind"], "KIND_EXPERIMENT_FINISHED", events[-1])
+        kinds = {e["kind"] for e in events}
+        self.assertIn("KIND_ITERATION_FINISHED", kinds)
+        self.assertIn("KIND_PAIR_FINISHED", kinds)
+        experiment = events[-1]["experiment"]
+        self.assertEqual(experiment["state"], "EXPERIMENT_STATE_SUCCEEDED", experiment)
+        pair = experiment["pairs"][0]
+        self.assertGreater(float(pair.get("mst_req_min", 0)), 0, pair)
+
+        # Every iteration's files are where the experiment says, on the results directory.
+        for iteration in pair["iterations"]:
+            folder = os.path.join(self.results, iteration["directory"])
+            for name in ("output.csv", "results.json", "results.csv"):
+                self.assertTrue(os.path.isfile(os.path.join(folder, name)), f"{folder}/{name}")
+        self.assertTrue(os.path.isfile(os.path.join(self.results, "experiments", f"{experiment_id}.json")))
+
+        p = grpcurl(self.controller.address(), "mstperf.v1.SearchController/GetExperiment",
+                    data=json.dumps({"experiment_id": experiment_id}))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(snake(json.loads(p.stdout))["state"], "EXPERIMENT_STATE_SUCCEEDED")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
