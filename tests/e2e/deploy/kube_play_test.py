@@ -14,7 +14,8 @@ Then the README's experiment, as the README shows it (release "mstperf", so the 
 http://mstperf-simulator:8000 is the chart's simulator Service), is started with grpcurl and
 watched to the end; the controller reaches the loadgens through the default
 dns:///mstperf-loadgen-headless:50052; the result files are in the claim's volume; and
-`podman kube down` (SIGTERM) ends every container with exit code 0.
+`podman kube down` (SIGTERM) ends every container with exit code 0. The `helm test` pod's
+container runs as rendered and passes.
 """
 import json
 import os
@@ -51,6 +52,8 @@ class KubePlayTest(unittest.TestCase):
         objects = [o for o in yaml.safe_load_all(p.stdout) if o]
         cls.services = [o for o in objects if o["kind"] == "Service"]
         cls.deployments = [o for o in objects if o["kind"] == "Deployment"]
+        cls.test_pod = next(o for o in objects if o["kind"] == "Pod"
+                            and o["metadata"]["annotations"].get("helm.sh/hook") == "test")
         cls.port = free_port()
         controller = next(d for d in cls.deployments if d["metadata"]["name"] == "mstperf-controller")
         for port in controller["spec"]["template"]["spec"]["containers"][0]["ports"]:
@@ -136,7 +139,14 @@ class KubePlayTest(unittest.TestCase):
                 self.assertEqual(state["Config"]["User"], "10001:10001" if ":" in state["Config"]["User"] else "10001")
                 self.assertTrue(state["HostConfig"]["ReadonlyRootfs"])
 
-    def test_2_readme_experiment_through_the_chart_wiring(self):
+    def test_2_helm_test_pod_passes(self):
+        """The `helm test` hook's container, run as rendered on the same network."""
+        c = self.test_pod["spec"]["containers"][0]
+        p = sh("podman", "run", "--rm", "--network", self.network, "--read-only", "--user", "10001",
+               "--entrypoint", c["command"][0], c["image"], *c["command"][1:], *c["args"], check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr + self.logs())
+
+    def test_3_readme_experiment_through_the_chart_wiring(self):
         body = readme_start_experiment_json()  # unchanged: its target is the chart's simulator Service
         experiment_id = json.loads(body)["experiment_id"]
         address = f"127.0.0.1:{self.port}"
@@ -163,7 +173,7 @@ class KubePlayTest(unittest.TestCase):
                 self.assertTrue(os.path.isfile(os.path.join(folder, name)), f"{folder}/{name} missing")
         self.assertTrue(os.path.isfile(os.path.join(volume, "experiments", f"{experiment_id}.json")))
 
-    def test_3_kube_down_stops_every_container_cleanly(self):
+    def test_4_kube_down_stops_every_container_cleanly(self):
         names = self.containers()
         sh("podman", "kube", "down", self.manifest)
         # `kube down` removes the pods; their exit codes are in the events log.
