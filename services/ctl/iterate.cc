@@ -1,0 +1,254 @@
+// iterate: one fixed-rate iteration straight through the loadgen service(s), its files written
+// with the controller's results library (the same bytes a search iteration gets).
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "mstperf/v1/loadgen.grpc.pb.h"
+#include "services/controller/results.h"
+#include "services/ctl/commands.h"
+#include "services/ctl/common.h"
+#include "services/ctl/env_file.h"
+#include "services/ctl/format.h"
+
+namespace mstperf::ctl {
+namespace {
+
+namespace fs = std::filesystem;
+using mstperf::v1::IterationEvent;
+using mstperf::v1::IterationProgress;
+using mstperf::v1::IterationSpec;
+using mstperf::v1::LoadGenerator;
+using mstperf::v1::RequestRecord;
+
+// One loadgen replica's share of the iteration, read on its own thread.
+struct Replica {
+  std::string address;
+  grpc::ClientContext ctx;
+  std::mutex mu;
+  IterationProgress progress;  // guarded by mu
+  std::vector<RequestRecord> records;
+  std::vector<mstperf::v1::IterationSummary> summary;  // 0 or 1
+  mstperf::v1::IterationStarted started;
+  grpc::Status status;
+  std::atomic<bool> done{false};
+};
+
+void ReadReplica(LoadGenerator::Stub* stub, const IterationSpec& spec, Replica* r) {
+  auto reader = stub->RunIteration(&r->ctx, spec);
+  IterationEvent ev;
+  while (reader->Read(&ev)) {
+    std::lock_guard<std::mutex> lock(r->mu);
+    switch (ev.event_case()) {
+      case IterationEvent::kStarted: r->started = ev.started(); break;
+      case IterationEvent::kProgress: r->progress = ev.progress(); break;
+      case IterationEvent::kRecords:
+        for (auto& rec : *ev.mutable_records()->mutable_records()) {
+          r->records.push_back(std::move(rec));
+        }
+        break;
+      case IterationEvent::kSummary:
+        r->summary = {ev.summary()};
+        r->progress = ev.summary().totals();
+        break;
+      default: break;
+    }
+  }
+  r->status = reader->Finish();
+  r->done = true;
+}
+
+// The replicas' progress added up (elapsed and duration are the same clock for all).
+IterationProgress Merge(std::vector<std::unique_ptr<Replica>>& replicas) {
+  IterationProgress m;
+  for (auto& r : replicas) {
+    std::lock_guard<std::mutex> lock(r->mu);
+    const IterationProgress& p = r->progress;
+    m.set_elapsed_s(std::max(m.elapsed_s(), p.elapsed_s()));
+    m.set_duration_s(std::max(m.duration_s(), p.duration_s()));
+    m.set_scheduled(m.scheduled() + p.scheduled());
+    m.set_sent(m.sent() + p.sent());
+    m.set_completed(m.completed() + p.completed());
+    m.set_failed(m.failed() + p.failed());
+    m.set_dropped(m.dropped() + p.dropped());
+    m.set_in_flight(m.in_flight() + p.in_flight());
+    m.set_tokens_received(m.tokens_received() + p.tokens_received());
+    m.set_offered_rate_per_min(m.offered_rate_per_min() + p.offered_rate_per_min());
+    m.set_achieved_rate_per_min(m.achieved_rate_per_min() + p.achieved_rate_per_min());
+  }
+  return m;
+}
+
+}  // namespace
+
+int IterateCommand(const CtlOptions& o) {
+  // Flags first: every problem named by its flag.
+  if (o.url.empty()) return Fail(kExitUsage, "iterate: --url is required (e.g. http://127.0.0.1:8000)");
+  if (o.tokens.empty()) return Fail(kExitUsage, "iterate: --tokens is required (e.g. 128:64)");
+  auto pair = ParseTokenPair(o.tokens);
+  if (!pair.ok()) return Fail(kExitUsage, absl::StrCat("iterate: --tokens: ", pair.status().message()));
+  if (!(o.req_min > 0)) {
+    return Fail(kExitUsage, "iterate: --req-min must be a positive number of requests per minute");
+  }
+  if (o.duration.empty()) return Fail(kExitUsage, "iterate: --duration is required (e.g. 30s)");
+  auto duration = ParseDurationSeconds(o.duration);
+  if (!duration.ok()) {
+    return Fail(kExitUsage, absl::StrCat("iterate: --duration: ", duration.status().message()));
+  }
+  auto api = ParseApi(o.api);
+  if (!api.ok()) return Fail(kExitUsage, absl::StrCat("iterate: --api: ", api.status().message()));
+  auto arrival = ParseArrival(o.arrival);
+  if (!arrival.ok()) {
+    return Fail(kExitUsage, absl::StrCat("iterate: --arrival: ", arrival.status().message()));
+  }
+  if (o.out.empty()) return Fail(kExitUsage, "iterate: --out is required (a folder for the files)");
+  std::vector<std::string> addresses;
+  for (absl::string_view a : absl::StrSplit(o.loadgen, ',', absl::SkipWhitespace())) {
+    addresses.emplace_back(absl::StripAsciiWhitespace(a));
+  }
+  if (addresses.empty()) return Fail(kExitUsage, "iterate: --loadgen names no address");
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec || !fs::is_directory(o.out)) {
+    return Fail(kExitUsage, absl::StrCat("iterate: --out: cannot create ", o.out, ": ",
+                                         ec ? ec.message() : "not a directory"));
+  }
+
+  IterationSpec spec;
+  const absl::Time start = absl::Now();
+  spec.set_iteration_id(
+      absl::StrCat("iterate-", absl::FormatTime("%Y%m%dT%H%M%S", start, absl::UTCTimeZone())));
+  spec.mutable_target()->set_url(o.url);
+  spec.mutable_target()->set_model(o.model);
+  spec.mutable_target()->set_api(*api);
+  *spec.mutable_tokens() = *pair;
+  spec.set_req_min(o.req_min);
+  spec.set_duration_s(*duration);
+  spec.set_arrival(*arrival);
+  spec.set_seed(o.seed);
+  spec.set_replica_count(addresses.size());
+  spec.mutable_prompt()->set_use_tokenize_endpoint(true);
+  // Several replicas start their common schedule together.
+  if (addresses.size() > 1) spec.set_start_at_unix_us(absl::ToUnixMicros(start) + 1'000'000);
+
+  std::vector<std::unique_ptr<Replica>> replicas;
+  std::vector<std::unique_ptr<LoadGenerator::Stub>> stubs;
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    auto r = std::make_unique<Replica>();
+    r->address = addresses[i];
+    r->ctx.set_wait_for_ready(false);
+    stubs.push_back(LoadGenerator::NewStub(MakeChannel(addresses[i])));
+    replicas.push_back(std::move(r));
+  }
+  std::atomic<bool> interrupted{false};
+  {
+    ScopedInterruptHandler on_ctrl_c([&] {
+      interrupted = true;
+      for (auto& r : replicas) r->ctx.TryCancel();
+    });
+    for (size_t i = 0; i < replicas.size(); ++i) {
+      IterationSpec s = spec;
+      s.set_replica_idx(i);
+      threads.emplace_back(ReadReplica, stubs[i].get(), s, replicas[i].get());
+    }
+    std::cout << "iteration " << spec.iteration_id() << ": " << FormatRate(o.req_min)
+              << " req/min of " << PairText(*pair) << " tokens for " << FormatRate(*duration)
+              << " s against " << o.url << " through " << addresses.size() << " loadgen(s)"
+              << std::endl;
+    const bool bar = isatty(STDOUT_FILENO) == 1;
+    double last_plain = -1e9;
+    while (!std::all_of(replicas.begin(), replicas.end(), [](auto& r) { return r->done.load(); })) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      IterationProgress p = Merge(replicas);
+      if (p.duration_s() <= 0) continue;
+      if (bar) {
+        std::cout << "\r\033[K  " << FormatProgress(p, o.req_min, true) << std::flush;
+      } else if (p.elapsed_s() - last_plain >= 5) {
+        last_plain = p.elapsed_s();
+        std::cout << "  " << FormatProgress(p, o.req_min, false) << std::endl;
+      }
+    }
+    for (auto& t : threads) t.join();
+    if (bar) std::cout << "\r\033[K" << std::flush;
+  }
+  const absl::Time end = absl::Now();
+
+  controller::IterationFiles files;
+  files.spec = spec;
+  files.spec.clear_replica_idx();
+  files.replica_count = addresses.size();
+  files.started_unix_us = absl::ToUnixMicros(start);
+  files.ended_unix_us = absl::ToUnixMicros(end);
+  int failed_replicas = 0;
+  for (auto& r : replicas) {
+    for (auto& rec : r->records) files.records.push_back(std::move(rec));
+    for (auto& s : r->summary) {
+      files.replica_summaries.push_back(s);
+      for (const auto& w : s.warnings()) files.warnings.push_back(w);
+    }
+    if (!r->status.ok() && !(interrupted && r->status.error_code() == grpc::StatusCode::CANCELLED)) {
+      ++failed_replicas;
+      std::cerr << "mstperfctl: " << DescribeRpcError(r->status, "loadgen", r->address) << "\n";
+      files.warnings.push_back(
+          absl::StrCat("loadgen ", r->address, " failed: ", r->status.error_message()));
+    }
+  }
+  if (files.records.empty()) {
+    if (failed_replicas > 0) {
+      return replicas.front()->status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+                     replicas.front()->status.error_code() ==
+                         grpc::StatusCode::FAILED_PRECONDITION
+                 ? kExitUsage
+                 : kExitFailed;
+    }
+    if (interrupted) return Fail(kExitInterrupted, "interrupted before any request ended");
+  }
+  if (interrupted) files.warnings.push_back("interrupted by the user (Ctrl-C): partial iteration");
+  std::sort(files.records.begin(), files.records.end(),
+            [](const RequestRecord& a, const RequestRecord& b) {
+              return a.request_idx() < b.request_idx();
+            });
+  std::vector<const RequestRecord*> rows;
+  for (const auto& r : files.records) rows.push_back(&r);
+  const controller::IterationStats stats = controller::ComputeStats(files.records);
+
+  const std::pair<const char*, std::string> contents[] = {
+      {"output.csv", controller::OutputCsv(rows, stats.success_rate_pct)},
+      {"results.json", controller::ResultsJson(files)},
+      {"requests.jsonl", controller::RequestsJsonl(rows)},
+      {"iteration.json", controller::IterationJson(files, stats)},
+  };
+  for (const auto& [name, text] : contents) {
+    absl::Status s = controller::WriteFileAtomic(absl::StrCat(o.out, "/", name), text);
+    if (!s.ok()) return Fail(kExitFailed, absl::StrCat("cannot write ", name, ": ", s.message()));
+  }
+
+  const double window_s = std::max(*duration, 1e-9);
+  std::cout << absl::StrFormat(
+      "%d requests: %d succeeded, %d failed, %d dropped; success rate %.2f%%\n"
+      "achieved %.1f req/min of %s offered; send lag p50 %.3f ms p99 %.3f ms\n"
+      "latency: TTFT p50 %.1f ms p99 %.1f ms, end-to-end p50 %.1f ms p99 %.1f ms\n",
+      stats.total, stats.succeeded, stats.failed, stats.dropped, stats.success_rate_pct,
+      stats.succeeded * 60.0 / window_s, FormatRate(o.req_min),
+      stats.send_lag_us.p50() / 1000, stats.send_lag_us.p99() / 1000, stats.ttft_ms.p50(),
+      stats.ttft_ms.p99(), stats.e2e_ms.p50(), stats.e2e_ms.p99());
+  for (const auto& w : files.warnings) std::cout << "warning: " << w << "\n";
+  std::cout << "files: " << o.out << "/{output.csv,results.json,requests.jsonl,iteration.json}\n"
+            << "judge it: mstperfctl evaluate --mode most " << o.out << std::endl;
+  if (interrupted) return kExitInterrupted;
+  return failed_replicas > 0 ? kExitFailed : kExitOk;
+}
+
+}  // namespace mstperf::ctl

@@ -1,0 +1,42 @@
+// mstperf-loadgen: the LoadGenerator gRPC service.
+#include <sys/resource.h>
+
+#include "absl/flags/flag.h"
+#include "services/common/init.h"
+#include "services/common/log.h"
+#include "services/common/server.h"
+#include "services/loadgen/service.h"
+
+ABSL_FLAG(int, port, 50052, "gRPC port (0 = any free port).");
+ABSL_FLAG(int, metrics_port, 9092, "Prometheus /metrics port (0 = any, -1 = off).");
+ABSL_FLAG(uint32_t, max_warm_connections, 2048,
+          "Upper bound of the connection pool opened before an iteration starts.");
+ABSL_FLAG(double, max_send_lag_ms, 1000,
+          "A request this late at its send time is dropped (and counted) instead of sent; 0 = "
+          "never drop.");
+ABSL_FLAG(double, default_total_timeout_s, 900,
+          "Per-request total timeout when the Target sets none.");
+
+int main(int argc, char** argv) {
+  mstperf::InitProcess(argc, argv, "loadgen",
+                       "mstperf-loadgen: offers an exact open-loop rate to an OpenAI-compatible "
+                       "endpoint and streams every request's timing.");
+  // Every request in flight holds a socket: take all the descriptors the system allows.
+  rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  curl_global_init(CURL_GLOBAL_ALL);
+
+  mstperf::loadgen::ServiceOptions options;
+  options.max_warm_connections = absl::GetFlag(FLAGS_max_warm_connections);
+  options.max_send_lag = absl::Milliseconds(absl::GetFlag(FLAGS_max_send_lag_ms));
+  options.total_timeout = absl::Seconds(absl::GetFlag(FLAGS_default_total_timeout_s));
+
+  mstperf::ServiceHost host(mstperf::ServerOptionsFromFlags(
+      "loadgen", absl::GetFlag(FLAGS_port), absl::GetFlag(FLAGS_metrics_port)));
+  mstperf::loadgen::LoadGeneratorService service(options, host.registry());
+  host.AddService(&service);
+  return host.Run();
+}

@@ -1,0 +1,486 @@
+#include "services/loadgen/sse.h"
+
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+namespace mstperf::loadgen {
+
+// ---------------------------------------------------------------------------------------------
+// SseParser
+
+void SseParser::Feed(std::string_view bytes, Callback on_event) {
+  size_t pos = 0;
+  if (skip_lf_ && !bytes.empty()) {
+    if (bytes[0] == '\n') pos = 1;
+    skip_lf_ = false;
+  }
+  while (pos < bytes.size()) {
+    // Find the end of the line: '\n' or '\r' (memchr for '\n' is the common, fast case).
+    const char* begin = bytes.data() + pos;
+    const size_t left = bytes.size() - pos;
+    const char* nl = static_cast<const char*>(std::memchr(begin, '\n', left));
+    const char* cr = static_cast<const char*>(std::memchr(begin, '\r', nl ? nl - begin : left));
+    const char* end = cr ? cr : nl;
+    if (end == nullptr) {
+      partial_.append(begin, left);
+      return;
+    }
+    std::string_view line(begin, end - begin);
+    if (!partial_.empty()) {
+      partial_.append(line);
+      Line(partial_, on_event);
+      partial_.clear();
+    } else {
+      Line(line, on_event);
+    }
+    pos = end - bytes.data() + 1;
+    if (end == cr) {
+      if (pos < bytes.size()) {
+        if (bytes[pos] == '\n') ++pos;
+      } else {
+        skip_lf_ = true;
+      }
+    }
+  }
+}
+
+bool SseParser::Finish(Callback on_event) {
+  bool pending = !partial_.empty() || has_data_;
+  if (!partial_.empty()) {
+    std::string line;
+    line.swap(partial_);
+    Line(line, on_event);
+  }
+  Dispatch(on_event);
+  return pending;
+}
+
+void SseParser::Line(std::string_view line, Callback on_event) {
+  if (line.empty()) {
+    Dispatch(on_event);
+    return;
+  }
+  if (line[0] == ':') return;  // comment / keep-alive
+  std::string_view field = line, value;
+  if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+    field = line.substr(0, colon);
+    value = line.substr(colon + 1);
+    if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
+  }
+  if (field == "data") {
+    if (has_data_) {
+      data_.push_back('\n');
+      data_.append(value);
+    } else {
+      data_.assign(value);
+      has_data_ = true;
+    }
+  } else if (field == "event") {
+    event_.assign(value);
+  }
+}
+
+void SseParser::Dispatch(Callback on_event) {
+  if (has_data_) {
+    ++events_;
+    on_event(SseEvent{event_, data_});
+  }
+  has_data_ = false;
+  data_.clear();
+  event_.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// ScanChunk: a single-pass, non-allocating JSON walker that reads only the fields it needs.
+
+namespace {
+
+constexpr int kMaxDepth = 64;
+constexpr size_t kMaxErrorMessage = 512;
+
+class Scanner {
+ public:
+  explicit Scanner(std::string_view s) : p_(s.data()), end_(s.data() + s.size()) {}
+
+  bool Chunk(ChunkInfo* info) {
+    Ws();
+    if (!Peek('{')) return false;
+    bool is_error_object = false;
+    std::string_view message;
+    bool ok = Object([&](std::string_view key) -> bool {
+      if (key == "choices") return Choices(info);
+      if (key == "usage") return Usage(info);
+      if (key == "error") {
+        info->error = true;
+        return ErrorValue(info);
+      }
+      if (key == "object") {
+        std::string_view v;
+        if (Peek('"')) {
+          if (!String(&v)) return false;
+          if (v == "error") is_error_object = true;
+          return true;
+        }
+        return Skip(0);
+      }
+      if (key == "message" && Peek('"')) return String(&message);
+      return Skip(0);
+    });
+    if (!ok) return false;
+    Ws();
+    if (p_ != end_) return false;  // trailing garbage
+    if (is_error_object) {
+      info->error = true;
+      if (info->error_message.empty()) SetMessage(info, message);
+    }
+    return true;
+  }
+
+ private:
+  void Ws() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
+  }
+  bool Peek(char c) {
+    Ws();
+    return p_ < end_ && *p_ == c;
+  }
+
+  // Iterates an object's members; on_key must consume the value.
+  template <typename F>
+  bool Object(F&& on_key) {
+    if (!Peek('{')) return false;
+    ++p_;
+    if (Peek('}')) {
+      ++p_;
+      return true;
+    }
+    while (true) {
+      std::string_view key;
+      if (!Peek('"') || !String(&key)) return false;
+      if (!Peek(':')) return false;
+      ++p_;
+      Ws();
+      if (!on_key(key)) return false;
+      Ws();
+      if (p_ >= end_) return false;
+      if (*p_ == ',') {
+        ++p_;
+        continue;
+      }
+      if (*p_ == '}') {
+        ++p_;
+        return true;
+      }
+      return false;
+    }
+  }
+
+  template <typename F>
+  bool Array(F&& on_element) {
+    if (!Peek('[')) return false;
+    ++p_;
+    if (Peek(']')) {
+      ++p_;
+      return true;
+    }
+    while (true) {
+      Ws();
+      if (!on_element()) return false;
+      Ws();
+      if (p_ >= end_) return false;
+      if (*p_ == ',') {
+        ++p_;
+        continue;
+      }
+      if (*p_ == ']') {
+        ++p_;
+        return true;
+      }
+      return false;
+    }
+  }
+
+  // A string's raw (still escaped) contents.
+  bool String(std::string_view* out) {
+    ++p_;  // opening quote
+    const char* start = p_;
+    while (true) {
+      const char* q = static_cast<const char*>(std::memchr(p_, '"', end_ - p_));
+      if (q == nullptr) return false;
+      // The quote is escaped iff an odd number of backslashes precede it.
+      size_t backslashes = 0;
+      for (const char* b = q; b > start && b[-1] == '\\'; --b) ++backslashes;
+      p_ = q + 1;
+      if (backslashes % 2 == 0) {
+        *out = std::string_view(start, q - start);
+        for (const char* c = start; c < q; ++c) {
+          if (static_cast<unsigned char>(*c) < 0x20) return false;  // raw control character
+        }
+        return true;
+      }
+    }
+  }
+
+  bool Number(uint64_t* value) {
+    Ws();
+    const char* start = p_;
+    uint64_t v = 0;
+    bool integral = true;
+    if (p_ < end_ && *p_ == '-') {
+      integral = false;
+      ++p_;
+    }
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') v = v * 10 + (*p_++ - '0');
+    while (p_ < end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E' || *p_ == '+' || *p_ == '-' ||
+                         (*p_ >= '0' && *p_ <= '9'))) {
+      integral = false;
+      ++p_;
+    }
+    if (p_ == start) return false;
+    *value = integral ? v : 0;
+    return true;
+  }
+
+  bool Literal(std::string_view word) {
+    if (static_cast<size_t>(end_ - p_) < word.size() ||
+        std::memcmp(p_, word.data(), word.size()) != 0) {
+      return false;
+    }
+    p_ += word.size();
+    return true;
+  }
+
+  bool Skip(int depth) {
+    if (depth > kMaxDepth) return false;
+    Ws();
+    if (p_ >= end_) return false;
+    switch (*p_) {
+      case '{':
+        return Object([&](std::string_view) { return Skip(depth + 1); });
+      case '[':
+        return Array([&] { return Skip(depth + 1); });
+      case '"': {
+        std::string_view s;
+        return String(&s);
+      }
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return Literal("null");
+      default: {
+        uint64_t v;
+        return Number(&v);
+      }
+    }
+  }
+
+  bool NonEmptyString(bool* nonempty) {
+    if (Peek('"')) {
+      std::string_view s;
+      if (!String(&s)) return false;
+      *nonempty = *nonempty || !s.empty();
+      return true;
+    }
+    return Skip(1);
+  }
+
+  bool Choices(ChunkInfo* info) {
+    if (!Peek('[')) return Skip(1);
+    return Array([&] {
+      ++info->choices;
+      bool content = false;
+      bool ok;
+      if (Peek('{')) {
+        ok = Object([&](std::string_view key) -> bool {
+          if (key == "text") return NonEmptyString(&content);
+          if (key == "delta") {
+            if (!Peek('{')) return Skip(2);
+            return Object([&](std::string_view k) -> bool {
+              if (k == "content" || k == "reasoning_content") return NonEmptyString(&content);
+              return Skip(3);
+            });
+          }
+          if (key == "finish_reason") {
+            if (Peek('n')) return Literal("null");
+            info->finished = true;
+            return Skip(2);
+          }
+          return Skip(2);
+        });
+      } else {
+        ok = Skip(1);
+      }
+      if (content) ++info->content_deltas;
+      return ok;
+    });
+  }
+
+  bool Usage(ChunkInfo* info) {
+    if (!Peek('{')) return Skip(1);
+    bool has_completion = false;
+    bool ok = Object([&](std::string_view key) -> bool {
+      uint64_t v = 0;
+      if (key == "completion_tokens" && !Peek('n')) {
+        if (!Peek('-') && (Peek('"') || Peek('{') || Peek('[') || Peek('t') || Peek('f'))) {
+          has_completion = true;  // present but not a number: counts as 0, like the reference
+          info->completion_tokens = 0;
+          return Skip(2);
+        }
+        if (!Number(&v)) return false;
+        info->completion_tokens = static_cast<uint32_t>(v);
+        has_completion = true;
+        return true;
+      }
+      if (key == "prompt_tokens" && !Peek('n')) {
+        if (Peek('"') || Peek('{') || Peek('[') || Peek('t') || Peek('f')) return Skip(2);
+        if (!Number(&v)) return false;
+        info->prompt_tokens = static_cast<uint32_t>(v);
+        return true;
+      }
+      return Skip(2);
+    });
+    info->has_usage = info->has_usage || has_completion;
+    return ok;
+  }
+
+  void SetMessage(ChunkInfo* info, std::string_view raw) {
+    info->error_message.assign(raw.substr(0, kMaxErrorMessage));
+  }
+
+  bool ErrorValue(ChunkInfo* info) {
+    if (Peek('"')) {
+      std::string_view s;
+      if (!String(&s)) return false;
+      SetMessage(info, s);
+      return true;
+    }
+    if (Peek('{')) {
+      return Object([&](std::string_view key) -> bool {
+        if (key == "message" && Peek('"')) {
+          std::string_view s;
+          if (!String(&s)) return false;
+          SetMessage(info, s);
+          return true;
+        }
+        return Skip(2);
+      });
+    }
+    return Skip(1);
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
+bool IsDone(std::string_view data) {
+  while (!data.empty() && (data.back() == ' ' || data.back() == '\t')) data.remove_suffix(1);
+  while (!data.empty() && (data.front() == ' ' || data.front() == '\t')) data.remove_prefix(1);
+  return data == "[DONE]";
+}
+
+}  // namespace
+
+ChunkInfo ScanChunk(std::string_view data) {
+  ChunkInfo info;
+  if (IsDone(data)) {
+    info.done = true;
+    return info;
+  }
+  if (!Scanner(data).Chunk(&info)) {
+    ChunkInfo bad;
+    bad.malformed = true;
+    return bad;
+  }
+  return info;
+}
+
+ChunkInfo ParseChunkJson(std::string_view data) {
+  ChunkInfo info;
+  if (IsDone(data)) {
+    info.done = true;
+    return info;
+  }
+  nlohmann::json j = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    info.malformed = true;
+    return info;
+  }
+  auto raw_message = [](const nlohmann::json& s) {
+    // The scanner keeps the escaped text; dump() re-escapes the same way for plain messages.
+    std::string d = s.dump();
+    return d.substr(1, d.size() - 2).substr(0, kMaxErrorMessage);
+  };
+  if (auto it = j.find("error"); it != j.end()) {
+    info.error = true;
+    if (it->is_string()) {
+      info.error_message = raw_message(*it);
+    } else if (it->is_object()) {
+      if (auto m = it->find("message"); m != it->end() && m->is_string()) {
+        info.error_message = raw_message(*m);
+      }
+    }
+  }
+  if (auto it = j.find("object"); it != j.end() && it->is_string() && *it == "error") {
+    info.error = true;
+    if (info.error_message.empty()) {
+      if (auto m = j.find("message"); m != j.end() && m->is_string()) {
+        info.error_message = raw_message(*m);
+      }
+    }
+  }
+  auto nonempty = [](const nlohmann::json& o, const char* key) {
+    auto it = o.find(key);
+    return it != o.end() && it->is_string() && !it->get_ref<const std::string&>().empty();
+  };
+  if (auto it = j.find("choices"); it != j.end() && it->is_array()) {
+    for (const auto& c : *it) {
+      ++info.choices;
+      if (!c.is_object()) continue;
+      bool content = nonempty(c, "text");
+      if (auto d = c.find("delta"); d != c.end() && d->is_object()) {
+        content = content || nonempty(*d, "content") || nonempty(*d, "reasoning_content");
+      }
+      if (content) ++info.content_deltas;
+      if (auto f = c.find("finish_reason"); f != c.end() && !f->is_null()) info.finished = true;
+    }
+  }
+  if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
+    auto number = [](const nlohmann::json& v) -> uint32_t {
+      return v.is_number_unsigned() ? static_cast<uint32_t>(v.get<uint64_t>()) : 0;
+    };
+    if (auto c = u->find("completion_tokens"); c != u->end() && !c->is_null()) {
+      info.has_usage = true;
+      info.completion_tokens = number(*c);
+    }
+    if (auto p = u->find("prompt_tokens"); p != u->end() && !p->is_null()) {
+      info.prompt_tokens = number(*p);
+    }
+  }
+  return info;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TokenCounter
+
+uint32_t TokenCounter::OnChunk(const ChunkInfo& chunk) {
+  finished_ = finished_ || chunk.finished;
+  if (chunk.has_usage) {
+    uint32_t tokens = 0;
+    if (chunk.choices > 0 || usage_seen_) {
+      tokens = chunk.completion_tokens > counted_ ? chunk.completion_tokens - counted_ : 0;
+      counted_ += tokens;
+    }
+    usage_seen_ = true;
+    usage_completion_ = chunk.completion_tokens;
+    prompt_tokens_ = chunk.prompt_tokens;
+    return tokens;
+  }
+  if (chunk.prompt_tokens) prompt_tokens_ = chunk.prompt_tokens;
+  counted_ += chunk.content_deltas;
+  return chunk.content_deltas;
+}
+
+}  // namespace mstperf::loadgen

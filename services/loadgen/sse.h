@@ -1,0 +1,99 @@
+#ifndef MSTPERF_SERVICES_LOADGEN_SSE_H_
+#define MSTPERF_SERVICES_LOADGEN_SSE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/functional/function_ref.h"
+
+namespace mstperf::loadgen {
+
+// One server-sent event: its `event:` name (empty when none) and its data (several `data:`
+// lines joined by '\n'). The views are valid only during the callback.
+struct SseEvent {
+  std::string_view event;
+  std::string_view data;
+};
+
+// Incremental parser of a text/event-stream (the WHATWG rules that matter here): bytes arrive
+// in arbitrary pieces (an event split across reads, several events in one read); lines end in
+// "\n", "\r\n" or "\r" (even when a "\r\n" is split across reads); lines starting with ':' are
+// comments (": ping" keep-alives); `event:` names the event; a blank line dispatches it; `id:`
+// and `retry:` are ignored. Pure: no I/O, no clock. Memory: the partial line and the event being
+// assembled (bounded by the largest event), reused across events.
+class SseParser {
+ public:
+  using Callback = absl::FunctionRef<void(const SseEvent&)>;
+
+  void Feed(std::string_view bytes, Callback on_event);
+  // End of stream: dispatches an event whose blank line never came (a server that closes
+  // right after its last data line). Returns true when a partial line or event was pending.
+  bool Finish(Callback on_event);
+
+  uint64_t events() const { return events_; }
+
+ private:
+  void Line(std::string_view line, Callback on_event);
+  void Dispatch(Callback on_event);
+
+  std::string partial_;  // the unfinished line carried over from the previous Feed
+  std::string data_;
+  std::string event_;
+  bool has_data_ = false;
+  bool skip_lf_ = false;  // previous piece ended in '\r': a leading '\n' belongs to it
+  uint64_t events_ = 0;
+};
+
+// What one OpenAI-style streaming chunk (`data:` JSON of /v1/completions or
+// /v1/chat/completions) says, as far as timing and counting need.
+struct ChunkInfo {
+  bool done = false;        // the data was "[DONE]"
+  bool malformed = false;   // not a JSON object (or truncated)
+  bool error = false;       // an error object: {"error": ...} or {"object": "error", ...}
+  std::string error_message;
+  bool has_usage = false;   // a non-null "usage" object with completion_tokens
+  uint32_t prompt_tokens = 0;
+  uint32_t completion_tokens = 0;
+  uint32_t choices = 0;         // elements of "choices"
+  uint32_t content_deltas = 0;  // choices with non-empty text / delta.content / reasoning
+  bool finished = false;        // some choice has a non-null finish_reason
+
+  bool operator==(const ChunkInfo&) const = default;
+};
+
+// The hot path: one pass over the bytes, no allocation (except an error message), validating
+// the JSON structure and reading only the fields above; strings are skipped with their escapes,
+// so field names inside generated text never confuse it.
+ChunkInfo ScanChunk(std::string_view data);
+
+// The same with a full nlohmann::json parse: the reference the scanner is tested (and
+// benchmarked) against.
+ChunkInfo ParseChunkJson(std::string_view data);
+
+// Turns chunks into token counts. Tokens come from increases of usage.completion_tokens when
+// the server sends usage with its content chunks (vLLM's continuous_usage_stats), so one chunk
+// may carry several tokens; otherwise one token per content delta. A final usage-only chunk
+// (empty choices) after plain content chunks sets the totals without inventing a chunk.
+class TokenCounter {
+ public:
+  // Returns the tokens this chunk carried (0 for none).
+  uint32_t OnChunk(const ChunkInfo& chunk);
+
+  uint32_t prompt_tokens() const { return prompt_tokens_; }
+  // From usage when the server sent it, else the count of tokens seen.
+  uint32_t completion_tokens() const { return usage_seen_ ? usage_completion_ : counted_; }
+  uint32_t counted() const { return counted_; }
+  bool finished() const { return finished_; }
+
+ private:
+  bool usage_seen_ = false;
+  uint32_t usage_completion_ = 0;
+  uint32_t prompt_tokens_ = 0;
+  uint32_t counted_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace mstperf::loadgen
+
+#endif  // MSTPERF_SERVICES_LOADGEN_SSE_H_
