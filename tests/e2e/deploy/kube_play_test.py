@@ -29,7 +29,7 @@ import yaml
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "integration", "deploy"))
 from containers_test import ENV, GRPCURL, ROOT, build_images, free_port, sh  # noqa: E402
-from grpcurl_test import decode_stream, readme_start_experiment_json, snake  # noqa: E402
+from grpcurl_test import check_pair_result, decode_stream, readme_start_experiment_json, snake  # noqa: E402
 
 HELM = os.path.join(ROOT, ".tools", "bin", "helm")
 RELEASE = "mstperf"  # fullname "mstperf": the README's names
@@ -164,7 +164,7 @@ class KubePlayTest(unittest.TestCase):
         self.assertEqual(events[-1]["kind"], "KIND_EXPERIMENT_FINISHED", self.logs())
         self.assertEqual(experiment["state"], "EXPERIMENT_STATE_SUCCEEDED", experiment)
         pair = experiment["pairs"][0]
-        self.assertGreater(float(pair.get("mst_req_min", 0)), 0, pair)
+        check_pair_result(self, pair)
 
         volume = json.loads(sh("podman", "volume", "inspect", self.claim).stdout)[0]["Mountpoint"]
         for iteration in pair["iterations"]:
