@@ -582,7 +582,7 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
     v1::IterationProgress p;
     const absl::Time now = absl::Now();
     const double elapsed =
-        std::max(0.0, (RealNowUs() - runner.start_unix_us()) / 1e6);
+        runner.started() ? std::max(0.0, (RealNowUs() - runner.start_unix_us()) / 1e6) : 0.0;
     p.set_elapsed_s(elapsed);
     p.set_duration_s(spec.duration_s());
     p.set_scheduled(c.scheduled.load());
@@ -624,7 +624,7 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
       s->set_iteration_id(spec.iteration_id());
       s->set_replica_idx(replica);
       s->set_planned_requests(planned);
-      s->set_start_unix_us(runner.start_unix_us());
+      s->set_start_unix_us(runner.started() ? runner.start_unix_us() : 0);
       s->set_model(prepared->target.model);
       s->set_prompt_tokens_exact(prompts->exact());
       s->set_loadgen_version(options_.version);
@@ -686,7 +686,7 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
       if (static_cast<uint32_t>(batch_event.records().records_size()) >= batch_size) flush();
     }
     metrics_->in_flight.Set(static_cast<double>(runner.counters().in_flight.load()));
-    if (now >= next_progress && !done) {
+    if (now >= next_progress && !done && runner.started()) {
       flush();
       v1::IterationEvent ev;
       *ev.mutable_progress() = progress(false);
@@ -743,7 +743,8 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
   std::vector<double> all = lags_us;
   *s->mutable_send_lag_us() = Summarize(&all);
   s->set_late_sends(late);
-  s->set_wall_time_s(std::max(0.0, (RealNowUs() - runner.start_unix_us()) / 1e6));
+  s->set_wall_time_s(
+      runner.started() ? std::max(0.0, (RealNowUs() - runner.start_unix_us()) / 1e6) : 0.0);
   s->set_prompt_tokens_exact(prompts->exact());
   s->set_end_reason(runner.end_reason().empty() ? "cancelled" : runner.end_reason());
   for (std::string& w : warnings) s->add_warnings(std::move(w));
