@@ -35,6 +35,7 @@ ABSL_FLAG(int, out_tokens, 128, "max_tokens sent (the static target ignores it)"
 ABSL_FLAG(int, concurrency, 64, "closed: requests kept in flight");
 ABSL_FLAG(std::string, body_file, "", "parse: the SSE body to parse");
 ABSL_FLAG(bool, runner_only, false, "closed: skip the bare loop");
+ABSL_FLAG(bool, http2, false, "closed/memory: HTTP/2 (prior knowledge in clear)");
 ABSL_FLAG(std::string, arrival, "constant", "open: constant or poisson");
 
 namespace mstperf::loadgen {
@@ -106,6 +107,7 @@ RunOptions BenchOptions() {
   RunOptions o;
   o.target.base_url = absl::GetFlag(FLAGS_url);
   o.target.model = "static";
+  o.target.http2 = absl::GetFlag(FLAGS_http2);
   BodyTemplate body(o.target, true);
   o.make_body = [body](const ScheduledRequest& r) {
     return body.Build("Text: a short prompt for the benchmark", r.output_tokens);
@@ -131,11 +133,13 @@ void ClosedRunner() {
   o.warm_connections = o.closed_loop_concurrency;
   Runner runner(std::move(o), Endless());
   uint64_t ok = 0, failed = 0, chunks = 0;
+  std::string first_error;
   rusage r0, r1;
   getrusage(RUSAGE_SELF, &r0);
   const absl::Time t0 = absl::Now();
   absl::Status s = runner.Run([&](RequestResult&& r) {
     r.success ? ++ok : ++failed;
+    if (!r.success && first_error.empty()) first_error = r.error;
     chunks += r.chunk_offset_us.size();
   });
   const double wall = absl::ToDoubleSeconds(absl::Now() - t0);
@@ -149,6 +153,7 @@ void ClosedRunner() {
               ok / wall, chunks / wall, static_cast<unsigned long long>(failed),
               100 * cpu / wall,
               static_cast<unsigned long long>(runner.counters().connections_opened.load()));
+  if (!first_error.empty()) std::printf("             first error: %s\n", first_error.c_str());
 }
 
 // The bare baseline: libcurl multi, closed loop, the write callback only counts events.
