@@ -132,9 +132,11 @@ void Search::NextBisectProbe() {
     } else if (last_probe_ == Probe::kAboveEstimate && last_sustainable_) {
       estimate_ = 0;  // the estimate was too low; trust plain bisection from here
     } else if (estimate_ > m_ && estimate_ < M_) {
-      // One width below: an overloaded server's completion rate is an upper bound of what it
-      // sustains, and a probe right at it would be judged on noise.
-      probe = std::floor(estimate_ - width);
+      // One width (at the estimate) below it: an overloaded server's completion rate is an
+      // upper bound of what it sustains, and a probe right at it would be judged on noise.
+      const double below =
+          config_.relative ? estimate_ * config_.stop_threshold : config_.stop_threshold;
+      probe = std::floor(estimate_ - below);
       kind = Probe::kBelowEstimate;
     }
     if (kind != Probe::kMidpoint && probe > m_ && probe < M_) {

@@ -394,6 +394,7 @@ bool ControllerService::RunPair(const std::string& id, int p) {
     ec.set_success_rate_pct(spec.success_rate_pct());
     *ec.mutable_slo() = spec.slo();
     ec.set_early_stop(stream);
+    ec.set_max_send_lag_p99_us(spec.max_send_lag_p99_us());
     request.stream_evaluation = stream;
 
     absl::StatusOr<IterationOutcome> outcome =
