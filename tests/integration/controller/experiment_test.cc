@@ -52,6 +52,17 @@ TEST(ControllerExperimentTest, DefaultModeFindsTheSimulatorsCapacity) {
   EXPECT_NEAR(pair.mst_req_min(), capacity, 0.10 * capacity)
       << testing::Describe(e) << "\ncapacity " << capacity;
   testing::ExpectIterationFiles(suite->results_dir(), e);
+
+  // The simulator's /metrics (vLLM's names) were sampled into every iteration.json.
+  for (const auto& it : pair.iterations()) {
+    std::ifstream in(suite->results_dir() + "/" + it.directory() + "/iteration.json");
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    ASSERT_TRUE(j.contains("target_metrics")) << it.directory();
+    ASSERT_TRUE(j["target_metrics"].is_array());
+    ASSERT_GE(j["target_metrics"].size(), 2u) << it.directory();
+    EXPECT_TRUE(j["target_metrics"][0]["values"].contains("vllm:num_requests_running"))
+        << j["target_metrics"][0].dump();
+  }
 }
 
 TEST(ControllerExperimentTest, SigkillMidExperimentResumesWhereItStopped) {

@@ -114,6 +114,8 @@ v1::ExperimentSpec Suite::Spec(int in, int out, double capacity, v1::EvaluatorMo
   v1::ExperimentSpec spec;
   spec.set_name("controller integration test");
   spec.mutable_target()->set_url(absl::StrCat("http://127.0.0.1:", simulator_->port("http_port")));
+  spec.mutable_target()->set_metrics_url(
+      absl::StrCat("http://127.0.0.1:", simulator_->port("http_port"), "/metrics"));
   auto* pair = spec.add_tokens();
   pair->mutable_input()->set_min(in);
   pair->mutable_input()->set_max(in);
