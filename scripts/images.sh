@@ -43,7 +43,9 @@ apt_source_uri() {
 }
 
 make_base_image() {
-  if podman image exists "$BASE_IMAGE"; then
+  # An image that has the slim image's PATH (an older run's import lacked it) is kept.
+  if podman image exists "$BASE_IMAGE" &&
+     podman image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$BASE_IMAGE" | grep -q '^PATH='; then
     return 0
   fi
   local mirror="${MSTPERF_DEBIAN_MIRROR:-$(apt_source_uri bookworm)}"
@@ -94,7 +96,8 @@ CFG
   # /dev, /proc and /sys are mounted by the runtime; debootstrap leaves device nodes there.
   rm -rf "$root"/dev/* "$root"/proc/* "$root"/sys/*
   tar -C "$root" --numeric-owner -c . |
-    podman import --change 'CMD ["bash"]' --message "debootstrap --variant=minbase bookworm $mirror" \
+    podman import --change 'CMD ["bash"]' \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --message "debootstrap --variant=minbase bookworm $mirror" \
       - "$BASE_IMAGE" >/dev/null
   rm -rf "$root"
   log "base image ready"
@@ -103,7 +106,7 @@ CFG
 build_image() {
   local svc="$1" start=$SECONDS
   log "building mstperf-$svc:$VERSION"
-  buildah bud --isolation chroot --layers --pull=never --format docker \
+  buildah bud --isolation chroot --layers --force-rm --pull=never --format docker \
       --build-arg "BUILD_JOBS=${MSTPERF_BUILD_JOBS:-2}" \
       -f docker/Dockerfile --target "$svc" \
       -t "localhost/mstperf-$svc:$VERSION" -t "localhost/mstperf-$svc:latest" . \

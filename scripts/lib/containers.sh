@@ -14,7 +14,7 @@ MSTPERF_CONTAINERS_DIR="${MSTPERF_CONTAINERS_DIR:-$MSTPERF_REPO_ROOT/.containers
 # The Debian packages the container tooling needs; installed on first use only (not part of
 # scripts/deps.sh: `make test` does not need them, only `make images` and `make e2e`).
 containers_install_packages() {
-  local pkgs=(buildah podman debootstrap runc netavark aardvark-dns containernetworking-plugins
+  local pkgs=(buildah podman debootstrap runc catatonit netavark aardvark-dns containernetworking-plugins
               uidmap iptables slirp4netns)
   local missing=() p
   for p in "${pkgs[@]}"; do

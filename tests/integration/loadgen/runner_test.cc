@@ -207,7 +207,11 @@ TEST(RunnerTest, StopCancelsInFlightRequests) {
   ASSERT_GE(out.results.size(), 5u);
   for (const auto& r : out.results) {
     const Behaviour b = AwkwardServer::BehaviourOf(r.index);
-    if (b == Behaviour::kHttp500 || b == Behaviour::kHttp429) continue;  // answered at once
+    // These end on their own within 150 ms: the others stream 100 tokens over 5 s.
+    if (b == Behaviour::kHttp500 || b == Behaviour::kHttp429 || b == Behaviour::kCutStream ||
+        b == Behaviour::kMalformed || b == Behaviour::kErrorEvent) {
+      continue;
+    }
     EXPECT_EQ(r.error_kind, v1::ERROR_KIND_CANCELLED) << r.index << " " << r.error;
   }
 }
