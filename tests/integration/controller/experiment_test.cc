@@ -53,6 +53,18 @@ TEST(ControllerExperimentTest, DefaultModeFindsTheSimulatorsCapacity) {
       << testing::Describe(e) << "\ncapacity " << capacity;
   testing::ExpectIterationFiles(suite->results_dir(), e);
 
+  // The controller's own metrics say the same.
+  const std::string metrics = suite->ControllerMetrics();
+  EXPECT_NE(metrics.find(absl::StrCat(
+                "mstperf_controller_mst_requests_per_minute{input_tokens=\"32\",output_tokens=\"16\"} ",
+                pair.mst_req_min())),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("mstperf_controller_experiments{state=\"succeeded\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find(absl::StrCat("mstperf_controller_lower_bound_requests_per_minute ",
+                                      pair.largest_sustainable_req_min())),
+            std::string::npos);
+
   // The simulator's /metrics (vLLM's names) were sampled into every iteration.json.
   for (const auto& it : pair.iterations()) {
     std::ifstream in(suite->results_dir() + "/" + it.directory() + "/iteration.json");
