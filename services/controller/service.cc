@@ -461,6 +461,7 @@ bool ControllerService::RunPair(const std::string& id, int p) {
     files.finished = search->done();
     files.termination_reason = outcome->interrupted ? "cancelled" : search->termination_reason();
     files.warnings = outcome->warnings;
+    files.target_metrics = outcome->target_metrics;
     if (outcome->interrupted) files.warnings.push_back("iteration cancelled before its end");
     absl::StatusOr<std::string> dir =
         writer_.CreateIterationDir(label, absl::FromUnixMicros(outcome->started_unix_us));

@@ -52,6 +52,29 @@ TEST(ControllerExperimentTest, DefaultModeFindsTheSimulatorsCapacity) {
   EXPECT_NEAR(pair.mst_req_min(), capacity, 0.10 * capacity)
       << testing::Describe(e) << "\ncapacity " << capacity;
   testing::ExpectIterationFiles(suite->results_dir(), e);
+
+  // The controller's own metrics say the same.
+  const std::string metrics = suite->ControllerMetrics();
+  EXPECT_NE(metrics.find(absl::StrCat(
+                "mstperf_controller_mst_requests_per_minute{input_tokens=\"32\",output_tokens=\"16\"} ",
+                pair.mst_req_min())),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("mstperf_controller_experiments{state=\"succeeded\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find(absl::StrCat("mstperf_controller_lower_bound_requests_per_minute ",
+                                      pair.largest_sustainable_req_min())),
+            std::string::npos);
+
+  // The simulator's /metrics (vLLM's names) were sampled into every iteration.json.
+  for (const auto& it : pair.iterations()) {
+    std::ifstream in(suite->results_dir() + "/" + it.directory() + "/iteration.json");
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    ASSERT_TRUE(j.contains("target_metrics")) << it.directory();
+    ASSERT_TRUE(j["target_metrics"].is_array());
+    ASSERT_GE(j["target_metrics"].size(), 2u) << it.directory();
+    EXPECT_TRUE(j["target_metrics"][0]["values"].contains("vllm:num_requests_running"))
+        << j["target_metrics"][0].dump();
+  }
 }
 
 TEST(ControllerExperimentTest, SigkillMidExperimentResumesWhereItStopped) {

@@ -88,9 +88,9 @@ absl::StatusOr<std::unique_ptr<Suite>> Suite::Start(const std::string& name) {
 absl::Status Suite::StartController() {
   auto c = ServiceProcess::Start(
       Bin("mstperf-controller"),
-      With({"--results_dir=" + results_,
+      {"--port=0", "--metrics_port=0", "--host=127.0.0.1", "--results_dir=" + results_,
             "--loadgen=" + loadgen_a_->grpc_address() + "," + loadgen_b_->grpc_address(),
-            "--evaluator=" + evaluator_->grpc_address()}));
+            "--evaluator=" + evaluator_->grpc_address()});
   if (!c.ok()) return c.status();
   controller_ = std::move(*c);
   stub_ = v1::SearchController::NewStub(
@@ -114,6 +114,8 @@ v1::ExperimentSpec Suite::Spec(int in, int out, double capacity, v1::EvaluatorMo
   v1::ExperimentSpec spec;
   spec.set_name("controller integration test");
   spec.mutable_target()->set_url(absl::StrCat("http://127.0.0.1:", simulator_->port("http_port")));
+  spec.mutable_target()->set_metrics_url(
+      absl::StrCat("http://127.0.0.1:", simulator_->port("http_port"), "/metrics"));
   auto* pair = spec.add_tokens();
   pair->mutable_input()->set_min(in);
   pair->mutable_input()->set_max(in);
@@ -235,6 +237,10 @@ void Suite::KillController() {
 void Suite::RestartController() {
   absl::Status status = StartController();
   ASSERT_TRUE(status.ok()) << status;
+}
+
+std::string Suite::ControllerMetrics() const {
+  return HttpGet(absl::StrCat("http://127.0.0.1:", controller_->port("metrics_port"), "/metrics"));
 }
 
 std::string Suite::Logs() const {

@@ -39,6 +39,7 @@ class Suite {
   void KillController();     // SIGKILL, as a crash
   void RestartController();  // same results directory and flags
   std::string Logs() const;  // the tails of the controller's and evaluator's logs
+  std::string ControllerMetrics() const;  // the controller's /metrics text
 
  private:
   Suite() = default;
