@@ -24,7 +24,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "integration", "deploy"))
-from grpcurl_test import README_TARGET, check_pair_result, decode_stream, readme_start_experiment_json, snake  # noqa: E402
+from grpcurl_test import HEALTH_PROTO_ARGS, README_TARGET, check_pair_result, decode_stream, readme_start_experiment_json, snake  # noqa: E402
 
 ROOT = os.environ.get("MSTPERF_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -113,7 +113,7 @@ class ContainersTest(unittest.TestCase):
         deadline = time.monotonic() + 60
         last = ""
         while time.monotonic() < deadline:
-            p = subprocess.run([GRPCURL, "-plaintext", "-max-time", "3", "-d", '{"service": ""}',
+            p = subprocess.run([GRPCURL, "-plaintext", "-max-time", "3", *HEALTH_PROTO_ARGS, "-d", '{"service": ""}',
                                 cls.address, "grpc.health.v1.Health/Check"], capture_output=True, text=True)
             if p.returncode == 0 and "SERVING" in p.stdout:
                 return

@@ -29,7 +29,7 @@ import yaml
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "integration", "deploy"))
 from containers_test import ENV, GRPCURL, ROOT, build_images, free_port, sh  # noqa: E402
-from grpcurl_test import check_pair_result, decode_stream, readme_start_experiment_json, snake  # noqa: E402
+from grpcurl_test import HEALTH_PROTO_ARGS, check_pair_result, decode_stream, readme_start_experiment_json, snake  # noqa: E402
 
 HELM = os.path.join(ROOT, ".tools", "bin", "helm")
 RELEASE = "mstperf"  # fullname "mstperf": the README's names
@@ -100,7 +100,7 @@ class KubePlayTest(unittest.TestCase):
         deadline = time.monotonic() + 90
         last = ""
         while time.monotonic() < deadline:
-            p = subprocess.run([GRPCURL, "-plaintext", "-max-time", "3", "-d", '{"service": ""}',
+            p = subprocess.run([GRPCURL, "-plaintext", "-max-time", "3", *HEALTH_PROTO_ARGS, "-d", '{"service": ""}',
                                 f"127.0.0.1:{cls.port}", "grpc.health.v1.Health/Check"],
                                capture_output=True, text=True)
             if p.returncode == 0 and "SERVING" in p.stdout:

@@ -23,6 +23,8 @@ BIN_DIR = os.environ.get("MSTPERF_BIN_DIR") or os.path.join(ROOT, "build", "bin"
 GRPCURL = os.path.join(ROOT, ".tools", "bin", "grpcurl")
 README = os.path.join(ROOT, "README.md")
 HEALTH_PROTO_DIR = "/usr/share/grpc-proto"  # Debian's grpc-proto (scripts/deps.sh)
+# grpcurl arguments for grpc.health.v1.Health without reflection (see docs/deploy.md).
+HEALTH_PROTO_ARGS = ["-import-path", HEALTH_PROTO_DIR, "-proto", "grpc/health/v1/health.proto"]
 # The README's example reaches the chart's simulator Service (release "mstperf"); the test's
 # simulator listens on a loopback port of its own.
 README_TARGET = "http://mstperf-simulator:8000"
@@ -201,8 +203,8 @@ class GrpcurlTest(unittest.TestCase):
         # not a binary's reflection carries the health descriptor (see docs/deploy.md).
         for service in (self.controller, self.loadgen, self.evaluator):
             with self.subTest(service=service.name):
-                p = grpcurl("-import-path", HEALTH_PROTO_DIR, "-proto", "grpc/health/v1/health.proto",
-                            service.address(), "grpc.health.v1.Health/Check", data='{"service": ""}')
+                p = grpcurl(*HEALTH_PROTO_ARGS, service.address(), "grpc.health.v1.Health/Check",
+                            data='{"service": ""}')
                 self.assertEqual(p.returncode, 0, p.stderr)
                 self.assertEqual(json.loads(p.stdout), {"status": "SERVING"})
 
