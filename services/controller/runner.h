@@ -35,7 +35,7 @@ struct IterationRequest {
   // verdict (default mode with early_stop); otherwise one Evaluate call at the end.
   bool stream_evaluation = false;
   // How far in the future the common schedule starts, so every replica is ready.
-  absl::Duration start_delay = absl::Milliseconds(500);
+  absl::Duration start_delay = absl::Milliseconds(1500);
   // Poll interval of the target's /metrics (when spec.target.metrics_url is set).
   absl::Duration metrics_interval = absl::Seconds(1);
 };

@@ -30,8 +30,10 @@ struct ControllerOptions {
   std::vector<std::string> loadgen_addresses;
   // The evaluator's gRPC address.
   std::string evaluator_address;
-  // Lead time between asking the replicas and the common schedule start.
-  absl::Duration start_delay = absl::Milliseconds(500);
+  // Lead time between asking the replicas and the common schedule start: enough for a replica
+  // to check the target and warm its connections (a first probe of a new shape takes longer;
+  // the loadgen then moves its start and says so).
+  absl::Duration start_delay = absl::Milliseconds(1500);
 };
 
 // The SearchController service. Experiments run one at a time, in the order they were started,

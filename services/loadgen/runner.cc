@@ -714,8 +714,14 @@ absl::Status Runner::Run(const std::function<void(RequestResult&&)>& sink) {
   Loop loop(this, sink);
   if (absl::Status s = loop.Init(); !s.ok()) return s;
   loop.Warm(options_.warm_connections, absl::Seconds(10));
+  // 2 ms from now is the earliest start the loop can pace exactly.
+  const int64_t earliest_ns = NowNs() + 2'000'000;
   start_ns_ = options_.start_unix_us > 0 ? options_.start_unix_us * 1000 - offset_ns_
-                                         : NowNs() + 2'000'000;
+                                         : earliest_ns;
+  if (start_ns_ < earliest_ns) {
+    start_shift_ns_ = earliest_ns - start_ns_;
+    start_ns_ = earliest_ns;
+  }
   started_.store(true, std::memory_order_release);
   loop.Run(&schedule_);
   return absl::OkStatus();

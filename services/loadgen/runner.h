@@ -123,6 +123,11 @@ class Runner {
   int64_t start_monotonic_ns() const { return start_ns_; }
   // True once the connections are warm and the schedule's start is fixed.
   bool started() const { return started_.load(std::memory_order_acquire); }
+  // How far the schedule's start was moved past RunOptions::start_unix_us because this replica
+  // was ready (target probed, connections warm) only after it; 0 when it was on time. Sending
+  // the overdue part of the schedule in a burst would be the generator's fault, not the
+  // server's, so the whole schedule moves instead and the summary says so. Valid once started().
+  int64_t start_shift_us() const { return start_shift_ns_ / 1000; }
 
   static int64_t MonotonicNowNs();
 
@@ -135,6 +140,7 @@ class Runner {
   RunCounters counters_;
   int64_t offset_ns_ = 0;
   int64_t start_ns_ = 0;
+  int64_t start_shift_ns_ = 0;
   std::atomic<bool> started_{false};
   int stop_fd_ = -1;
   std::string end_reason_;

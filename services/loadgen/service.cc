@@ -444,6 +444,17 @@ absl::StatusOr<LoadGeneratorService::PreparedTarget> LoadGeneratorService::Prepa
   // One request of the iteration's shape: does the target take min_tokens, and how long does a
   // request take unloaded (the warm pool is sized from it)?
   const uint32_t out = spec.tokens().output().max();
+  const std::string probe_key =
+      absl::StrCat(p.target.base_url, "|", p.target.model, "|", p.target.chat, "|",
+                   spec.tokens().input().min(), "|", out);
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = probe_cache_.find(probe_key); it != probe_cache_.end()) {
+      p.send_min_tokens = it->second.send_min_tokens;
+      p.probe_latency = it->second.latency;
+      return p;
+    }
+  }
   const std::string prompt = p.prompts->Build(spec.seed() ^ 0x9e37, ~uint64_t{0},
                                               spec.tokens().input().min());
   for (bool min_tokens : {true, false}) {
@@ -462,6 +473,8 @@ absl::StatusOr<LoadGeneratorService::PreparedTarget> LoadGeneratorService::Prepa
     p.send_min_tokens = min_tokens;
     if (r->status / 100 == 2) {
       p.probe_latency = absl::Now() - t0;
+      absl::MutexLock lock(&mu_);
+      probe_cache_[probe_key] = ProbeResult{p.send_min_tokens, p.probe_latency};
     } else {
       p.warnings.push_back(absl::StrCat("probe request returned HTTP ", r->status));
     }
@@ -732,6 +745,12 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
     warnings.push_back(absl::StrCat(c.connections_opened.load() - warm_connections,
                                     " connections opened during the run beyond the warm pool of ",
                                     warm_connections));
+  }
+  if (runner.start_shift_us() > 0) {
+    warnings.push_back(absl::StrCat(
+        "schedule started ", runner.start_shift_us() / 1000.0,
+        " ms after start_at: this replica was ready (target probed, connections warm) only "
+        "then; give the iteration a longer start lead"));
   }
   if (!runner_status.ok()) warnings.push_back(std::string(runner_status.message()));
 

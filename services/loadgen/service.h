@@ -82,6 +82,13 @@ class LoadGeneratorService final : public v1::LoadGenerator::Service {
   absl::Mutex mu_;
   // Calibrated prompt builders by target URL, model, API and corpus.
   std::map<std::string, std::shared_ptr<const PromptBuilder>> prompt_cache_ ABSL_GUARDED_BY(mu_);
+  // What a successful probe learnt, per target and request shape: probing costs a whole
+  // generation (seconds for long outputs), which would otherwise delay every iteration's start.
+  struct ProbeResult {
+    bool send_min_tokens = true;
+    absl::Duration latency;
+  };
+  std::map<std::string, ProbeResult> probe_cache_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mstperf::loadgen
