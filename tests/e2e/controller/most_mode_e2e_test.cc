@@ -1,4 +1,4 @@
-// `most` mode end to end (label e2e: about 25 minutes): the original's search and verdict
+// `most` mode end to end (label e2e: about 30 minutes): the original's search and verdict
 // against the simulator, with iterations long enough for the original's median
 // completions-per-minute gate (it needs three whole minutes in an iteration: with fewer, the
 // median minute bucket is a partial one and every iteration fails the gate).
@@ -16,8 +16,11 @@ namespace {
 TEST(ControllerMostModeE2eTest, FindsTheSimulatorsCapacity) {
   SUITE_OR_SKIP(suite, "most-e2e");
   const double capacity = suite->Capacity(32, 16);
-  v1::ExperimentSpec spec = suite->Spec(32, 16, capacity, v1::EVALUATOR_MODE_MOST, 245, 0.1);
-  // 0.7 C, then 1.05 C (x1.5): a short stage 1; then bisection to 10%.
+  // A 5% threshold: the original's t-test already calls 96% of the capacity unsustainable
+  // (second half slower), so with 10% the bracket closed at [0.87 C, 0.96 C] and the MST was
+  // 12.5% under the closed form (run of 2026-11-28: 515 T, 772 F F, 643 T, 707 F F).
+  v1::ExperimentSpec spec = suite->Spec(32, 16, capacity, v1::EVALUATOR_MODE_MOST, 245, 0.05);
+  // 0.7 C, then 1.05 C (x1.5): a short stage 1; then bisection.
   spec.set_req_min_start(0, std::round(0.7 * capacity));
   spec.set_multiplier(1.5);
   spec.set_filter_buffer_s(10);
