@@ -4,7 +4,8 @@
 # The linter is tools/dashboard-lint: the rules of Grafana's dashboard-linter (same names:
 # template-datasource-rule, panel-datasource-rule, panel-units-rule, panel-title-description-rule,
 # target-promql-rule, target-rate-interval-rule, target-counter-agg-rule, ...) plus ours (fixed
-# uid, no __inputs), checking PromQL with Prometheus' own parser. It is built from the Go module
+# uid, no __inputs, and a strict decoding into Grafana's dashboard model from the
+# grafana-foundation-sdk), checking PromQL with Prometheus' own parser. It is built from the Go module
 # proxy (GOPROXY as configured on the machine) into .tools/bin/ and rebuilt only when its
 # sources change. Grafana's own linter is not served by the module proxy; when
 # DASHBOARD_LINTER_VERSION is set, this script also installs that version of

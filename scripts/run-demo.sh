@@ -2,7 +2,8 @@
 # `make run`: on a fresh machine, install what is missing, build, start the suite on loopback,
 # find the MST of the embedded simulator for the pairs in the repository's .env, print it next
 # to the simulator's closed-form capacity and where the files are, and stop the suite again
-# (also when something fails or the run is interrupted).
+# (also when something fails or the run is interrupted). The ports and folders of scripts/up.sh
+# can be moved with its environment variables (MSTPERF_UP_*), e.g. when a default port is taken.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,7 +30,8 @@ echo "run-demo: searching with $ENV_FILE (a few minutes; Ctrl-C stops the demo)"
 echo
 start=$SECONDS
 status=0
-"$BUILD_DIR/bin/mstperfctl" run --env-file "$ENV_FILE" --controller 127.0.0.1:50051 || status=$?
+"$BUILD_DIR/bin/mstperfctl" run --env-file "$ENV_FILE" \
+  --controller "127.0.0.1:${MSTPERF_UP_CONTROLLER_PORT:-50051}" || status=$?
 echo
 echo "run-demo: finished in $((SECONDS - start)) s; the MST per pair is above, next to the"
 echo "simulator's closed-form capacity. Every iteration's files are in $ROOT/requests/<pair>/<timestamp>/"

@@ -45,12 +45,12 @@ mkdir -p "$RUN_DIR/logs" "$RESULTS_DIR"
 
 # Our own services' variables (MSTPERF_<FLAG>) would override flags of every service; the
 # command lines below say everything explicitly, so keep the environment from adding to them.
-while IFS='=' read -r name _; do
+for name in $(compgen -v MSTPERF_ || true); do
   case "$name" in
     MSTPERF_RUN_DIR|MSTPERF_RESULTS_DIR|MSTPERF_BIN_DIR|MSTPERF_UP_*) ;;
-    MSTPERF_*) unset "$name" ;;
+    *) unset "$name" ;;
   esac
-done < <(env)
+done
 
 running() {  # running NAME: its pid file names a live process of ours (not a reused pid)
   local pidfile="$RUN_DIR/$1.pid" pid

@@ -7,6 +7,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/flags/flag.h"
+#include "grpc/health/v1/health.pb.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/init.h"
 #include "services/common/log.h"
@@ -59,6 +60,9 @@ ServiceHost::~ServiceHost() { Shutdown(); }
 void ServiceHost::AddService(grpc::Service* service) { services_.push_back(service); }
 
 absl::Status ServiceHost::Start() {
+  // gRPC's built-in health service has no protobuf descriptor of its own; touching the generated
+  // one links it in, so reflection can describe grpc.health.v1.Health (grpcurl needs that).
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "services/common/log.h"
+#include "services/common/prom_scrape.h"
 #include "services/common/status.h"
 
 namespace mstperf::controller {
@@ -228,6 +229,19 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
     });
   }
 
+  // The target's own view (vLLM's running/waiting requests, KV-cache use) next to ours.
+  std::unique_ptr<prom::TargetMetricsSampler> sampler;
+  if (!request.spec.target().metrics_url().empty()) {
+    prom::TargetMetricsSamplerOptions options;
+    options.url = request.spec.target().metrics_url();
+    options.interval = request.metrics_interval;
+    sampler = std::make_unique<prom::TargetMetricsSampler>(options);
+    if (absl::Status s = sampler->Start(); !s.ok()) {
+      out.warnings.push_back(absl::StrCat("target metrics not sampled: ", s.message()));
+      sampler.reset();
+    }
+  }
+
   std::atomic<size_t> running{n};
   std::mutex done_mu;
   std::condition_variable done_cv;
@@ -304,6 +318,7 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
   }
   for (auto& t : threads) t.join();
   out.ended_unix_us = absl::ToUnixMicros(absl::Now());
+  if (sampler != nullptr) out.target_metrics = prom::TargetSamplesToJson(sampler->Stop());
 
   bool stopped;
   {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -35,6 +36,8 @@ struct IterationRequest {
   bool stream_evaluation = false;
   // How far in the future the common schedule starts, so every replica is ready.
   absl::Duration start_delay = absl::Milliseconds(500);
+  // Poll interval of the target's /metrics (when spec.target.metrics_url is set).
+  absl::Duration metrics_interval = absl::Seconds(1);
 };
 
 struct IterationOutcome {
@@ -51,6 +54,9 @@ struct IterationOutcome {
   // when the server was overloaded); 0 when too few completions.
   double completion_rate_per_min = 0;
   std::vector<std::string> warnings;
+  // Samples of the target's Prometheus metrics (Target.metrics_url) taken during the
+  // iteration, as services/common/prom_scrape.h's TargetSamplesToJson; null when not set.
+  nlohmann::json target_metrics;
 };
 
 // Runs iterations: splits the rate over the loadgen replicas (same seed and start time, replica

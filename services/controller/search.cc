@@ -119,22 +119,20 @@ void Search::NextBisectProbe() {
     return;
   }
   if (config_.mode == SearchMode::kDefault && guided_probes_ < kMaxGuidedProbes) {
-    // The width at which the bracket counts as closed, seen from m: an M within it stops.
-    const double width =
-        config_.relative ? m_ * config_.stop_threshold : config_.stop_threshold;
+    const double t = config_.stop_threshold;
     double probe = 0;
     Probe kind = Probe::kMidpoint;
     if (last_probe_ == Probe::kBelowEstimate && last_sustainable_) {
-      // Just below the estimate was sustainable: probe one width above m, which closes the
-      // bracket if it fails.
-      probe = std::floor(m_ + width);
+      // Just below the estimate was sustainable: probe the highest rate that still closes the
+      // bracket if it fails (M - m <= T, or M <= m / (1 - T) for a relative threshold).
+      probe = std::floor(config_.relative ? m_ / (1 - t) : m_ + t);
       kind = Probe::kAboveEstimate;
     } else if (last_probe_ == Probe::kAboveEstimate && last_sustainable_) {
       estimate_ = 0;  // the estimate was too low; trust plain bisection from here
     } else if (estimate_ > m_ && estimate_ < M_) {
-      // One width below: an overloaded server's completion rate is an upper bound of what it
-      // sustains, and a probe right at it would be judged on noise.
-      probe = std::floor(estimate_ - width);
+      // Half a threshold width below the estimate, so that the probe above (half a width over
+      // it) closes the bracket: an accurate estimate ends stage 2 in two iterations.
+      probe = std::floor(estimate_ - (config_.relative ? estimate_ * t : t) / 2);
       kind = Probe::kBelowEstimate;
     }
     if (kind != Probe::kMidpoint && probe > m_ && probe < M_) {

@@ -27,9 +27,10 @@ namespace mstperf::controller {
 //  - a FALSE that is certain (the evaluator stopped the iteration early because the backlog
 //    was obvious) needs no confirmation retry;
 //  - in stage 2, an overloaded iteration's completion rate estimates the capacity; the next
-//    probe is placed one threshold width below that estimate and, if it is sustainable, the
-//    one after one width above it, so an accurate estimate closes the bracket in two
-//    iterations instead of log2((M - m) / T). Guided probes
+//    probe is placed half a threshold width below that estimate and, if it is sustainable, the
+//    one after at the highest rate that closes the bracket if it fails (about half a width
+//    above the estimate), so an accurate estimate closes the bracket in two iterations instead
+//    of log2((M - m) / T). Guided probes
 //    are limited (kMaxGuidedProbes) and always strictly inside (m, M), so the search still
 //    converges like a bisection when estimates are poor.
 enum class SearchMode { kMost, kDefault };

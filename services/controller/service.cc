@@ -394,6 +394,7 @@ bool ControllerService::RunPair(const std::string& id, int p) {
     ec.set_success_rate_pct(spec.success_rate_pct());
     *ec.mutable_slo() = spec.slo();
     ec.set_early_stop(stream);
+    ec.set_max_send_lag_p99_us(spec.max_send_lag_p99_us());
     request.stream_evaluation = stream;
 
     absl::StatusOr<IterationOutcome> outcome =
@@ -460,6 +461,7 @@ bool ControllerService::RunPair(const std::string& id, int p) {
     files.finished = search->done();
     files.termination_reason = outcome->interrupted ? "cancelled" : search->termination_reason();
     files.warnings = outcome->warnings;
+    files.target_metrics = outcome->target_metrics;
     if (outcome->interrupted) files.warnings.push_back("iteration cancelled before its end");
     absl::StatusOr<std::string> dir =
         writer_.CreateIterationDir(label, absl::FromUnixMicros(outcome->started_unix_us));

@@ -188,6 +188,9 @@ absl::Status ValidateSpec(const ExperimentSpec& spec) {
   if (!Finite(spec.gamma_shape()) || spec.gamma_shape() < 0) {
     return Invalid("spec.gamma_shape", absl::StrCat("must be >= 0, got ", spec.gamma_shape()));
   }
+  if (!Finite(spec.max_send_lag_p99_us()) || spec.max_send_lag_p99_us() < 0) {
+    return Invalid("spec.max_send_lag_p99_us", absl::StrCat("must be >= 0, got ", spec.max_send_lag_p99_us()));
+  }
   if (spec.max_iterations() > 10000) {
     return Invalid("spec.max_iterations", absl::StrCat("at most 10000, got ", spec.max_iterations()));
   }

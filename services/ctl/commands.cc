@@ -38,7 +38,7 @@ std::map<std::string, double> Capacities(const CtlOptions& options, const Experi
 // otherwise.
 class ProgressDisplay {
  public:
-  ProgressDisplay(const CtlOptions& options) : every_s_(options.progress_every_s) {
+  explicit ProgressDisplay(const CtlOptions& options) : every_s_(options.progress_every_s) {
     if (options.progress == "bar") {
       bar_ = true;
     } else if (options.progress == "auto") {
@@ -54,8 +54,18 @@ class ProgressDisplay {
     switch (ev.kind()) {
       case ExperimentEvent::KIND_SNAPSHOT:
         if (static_cast<int>(e.current_pair()) < e.pairs_size()) {
-          req_min_ = e.pairs(e.current_pair()).current_req_min();
+          const auto& now = e.pairs(e.current_pair());
+          req_min_ = now.current_req_min();
+          // Joining a running search: say where it stands (its iteration may have started
+          // before this watch).
+          if (!snapshot_shown_ && e.state() == mstperf::v1::EXPERIMENT_STATE_RUNNING &&
+              now.current_req_min() > 0) {
+            Line(absl::StrCat("now: pair ", PairText(now.tokens()), " | ", StageName(now.stage()),
+                              " | REQ_MIN ", FormatRate(now.current_req_min()), " | ",
+                              now.iterations_size(), " iteration(s) done"));
+          }
         }
+        snapshot_shown_ = true;
         break;
       case ExperimentEvent::KIND_ITERATION_STARTED:
         if (pair == nullptr) break;
@@ -64,7 +74,8 @@ class ProgressDisplay {
         Line(FormatIterationStarted(*pair, ev.iteration()));
         break;
       case ExperimentEvent::KIND_PROGRESS:
-        if (quiet_) break;
+        // The controller's "experiment running" notice carries no iteration progress.
+        if (quiet_ || ev.progress().duration_s() <= 0) break;
         if (bar_) {
           std::cout << "\r\033[K  " << FormatProgress(ev.progress(), req_min_, true)
                     << std::flush;
@@ -104,6 +115,7 @@ class ProgressDisplay {
   bool bar_ = false;
   bool quiet_ = false;
   bool bar_shown_ = false;
+  bool snapshot_shown_ = false;
   double every_s_;
   double last_plain_ = -1e9;
   double req_min_ = 0;

@@ -148,6 +148,11 @@ int EvaluateCommand(const CtlOptions& o, const std::string& dir) {
               << FormatRate(facts.duration_s)
               << " s iteration away (the original's default is 300 s); pass --filter-buffer\n";
   }
+  if (most && facts.duration_s > 0 && facts.duration_s < 180) {
+    std::cerr << "warning: a " << FormatRate(facts.duration_s)
+              << " s iteration is short for most mode: its gate takes the median of per-minute "
+                 "completion counts, and partial minutes count too (the original runs 1800 s)\n";
+  }
   std::cout << "judging " << dir << ": " << records.size() << " requests at REQ_MIN "
             << FormatRate(req_min) << (facts.source.empty() || o.req_min > 0
                                            ? ""

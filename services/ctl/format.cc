@@ -160,9 +160,11 @@ std::string FormatProgress(const IterationProgress& p, double req_min, bool bar,
                          : absl::StrFormat("%5.1f/%.0f s ", p.elapsed_s(), p.duration_s());
   std::string out = absl::StrCat(
       head, "REQ_MIN ", FormatRate(req_min), " | sent ", p.sent(), " done ", p.completed(),
-      " failed ", p.failed(), " in flight ", p.in_flight(),
-      absl::StrFormat(" | offered %.0f achieved %.0f /min", p.offered_rate_per_min(),
-                      p.achieved_rate_per_min()));
+      " failed ", p.failed(), " in flight ", p.in_flight(), " |");
+  if (p.offered_rate_per_min() > 0) {
+    absl::StrAppend(&out, absl::StrFormat(" offered %.0f", p.offered_rate_per_min()));
+  }
+  absl::StrAppend(&out, absl::StrFormat(" achieved %.0f /min", p.achieved_rate_per_min()));
   if (p.dropped() > 0) absl::StrAppend(&out, " | DROPPED ", p.dropped());
   if (p.send_lag_us().count() > 0) {
     absl::StrAppend(&out, absl::StrFormat(" | lag p99 %.1f ms", p.send_lag_us().p99() / 1000));

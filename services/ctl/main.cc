@@ -78,17 +78,6 @@ std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::st
 
 }  // namespace
 
-#ifdef MSTPERF_CTL_WITHOUT_RESULTS
-namespace mstperf::ctl {
-int IterateCommand(const CtlOptions&) {
-  return Fail(kExitFailed, "iterate: this build has no controller results library");
-}
-int EvaluateCommand(const CtlOptions&, const std::string&) {
-  return Fail(kExitFailed, "evaluate: this build has no evaluator library");
-}
-}  // namespace mstperf::ctl
-#endif
-
 int main(int argc, char** argv) {
   std::vector<std::string> storage;
   std::vector<char*> args = NormalizeFlagNames(argc, argv, storage);

@@ -15,6 +15,7 @@ using mstperf::v1::Verdict;
 using mstperf::v1::VerdictState;
 
 constexpr int kBacklogBlocks = 10;
+constexpr size_t kDriftBlocks = 5;  // per half
 
 void AddReason(Verdict& v, const std::string& rule, bool passed, std::string detail,
                std::initializer_list<std::pair<const char*, double>> values) {
@@ -115,7 +116,9 @@ void DefaultJudge::Add(const mstperf::v1::RequestRecord& record) {
   r.success = record.success() && !r.dropped && r.end_us != 0;
   r.request_idx = record.request_idx();
   const int64_t sched = r.scheduled_us != 0 ? r.scheduled_us : r.sent_us;
-  if (sched != 0 && (min_scheduled_us_ == 0 || sched < min_scheduled_us_)) min_scheduled_us_ = sched;
+  if (sched != 0 && (min_scheduled_us_ == 0 || sched < min_scheduled_us_)) {
+    min_scheduled_us_ = sched;
+  }
   if (config_.slo.itl_ms() > 0 && r.success) {
     const int n = std::min(record.chunk_offset_us_size(), record.chunk_tokens_size());
     for (int i = 1; i < n; ++i) {
@@ -132,7 +135,7 @@ void DefaultJudge::Add(const mstperf::v1::RequestRecord& record) {
   if (!r.dropped && !r.success) ++failed_;
   if (r.end_us != 0) ++ends_per_bin_[r.end_us / kEndBinUs];
   if (r.success) {
-    if (e2e_sample_s_.size() < 2001) e2e_sample_s_.push_back((r.end_us - r.sent_us) / 1e6);
+    if (e2e_sample_s_.size() < 201) e2e_sample_s_.push_back((r.end_us - r.sent_us) / 1e6);
     if (config_.slo.ttft_ms() > 0 && r.first_token_us != 0 &&
         (r.first_token_us - r.sent_us) / 1e3 > config_.slo.ttft_ms()) {
       ttft_violation_sent_us_.push_back(r.sent_us);
@@ -158,7 +161,9 @@ DefaultJudge::Window DefaultJudge::ComputeWindow(bool estimate) const {
   w.duration_s = config_.duration_s;
   if (w.duration_s <= 0) {
     int64_t last = w.t0_us;
-    for (const Rec& r : records_) last = std::max(last, r.scheduled_us ? r.scheduled_us : r.sent_us);
+    for (const Rec& r : records_) {
+      last = std::max(last, r.scheduled_us ? r.scheduled_us : r.sent_us);
+    }
     w.duration_s = static_cast<double>(last - w.t0_us) / 1e6;
   }
   double warmup = config_.filter_buffer_s;
@@ -214,7 +219,8 @@ mstperf::v1::Verdict DefaultJudge::Final() const {
                             config_.max_send_lag_p99_us, dropped, dropped_pct,
                             dropped_pct <= config_.max_dropped_pct ? "<=" : ">",
                             config_.max_dropped_pct,
-                            client_ok ? "" : ": the client was the limit, no verdict on the server"),
+                            client_ok ? ""
+                                      : ": the client was the limit, no verdict on the server"),
             {{"send_lag_p99_us", lag_p99}, {"max_send_lag_p99_us", config_.max_send_lag_p99_us},
              {"dropped", static_cast<double>(dropped)}, {"dropped_pct", dropped_pct}});
   if (!client_ok) fail("send_lag", mstperf::v1::VERDICT_STATE_CLIENT_LIMITED);
@@ -233,7 +239,8 @@ mstperf::v1::Verdict DefaultJudge::Final() const {
                                              error_pct, error_ok ? "<=" : ">", error_limit,
                                              failed, completed + failed),
             {{"error_rate_pct", error_pct}, {"max_error_rate_pct", error_limit},
-             {"failed", static_cast<double>(failed)}, {"completed", static_cast<double>(completed)}});
+             {"failed", static_cast<double>(failed)},
+             {"completed", static_cast<double>(completed)}});
   if (!error_ok) fail("error_rate", mstperf::v1::VERDICT_STATE_UNSUSTAINABLE);
 
   // The window's successful requests, by send time, split at the window's midpoint.
@@ -242,14 +249,20 @@ mstperf::v1::Verdict DefaultJudge::Final() const {
   std::vector<const Rec*> halves[2];
   for (const Rec& r : records_) {
     if (!r.success || r.sent_us < w.start_us || r.sent_us > w.end_us) continue;
-    const int h = r.sent_us < mid_us ? 0 : 1;
-    halves[h].push_back(&r);
-    e2e[h].push_back(static_cast<double>(r.end_us - r.sent_us) / 1e3);
-    if (r.first_token_us != 0) {
-      ttft[h].push_back(static_cast<double>(r.first_token_us - r.sent_us) / 1e3);
-      if (r.completion_tokens > 1) {
-        tpot.push_back(static_cast<double>(r.end_us - r.first_token_us) / 1e3 /
-                       (r.completion_tokens - 1));
+    halves[r.sent_us < mid_us ? 0 : 1].push_back(&r);
+  }
+  for (int h = 0; h < 2; ++h) {
+    // In send order, so that the drift test can average consecutive requests in blocks.
+    std::sort(halves[h].begin(), halves[h].end(),
+              [](const Rec* a, const Rec* b) { return a->sent_us < b->sent_us; });
+    for (const Rec* r : halves[h]) {
+      e2e[h].push_back(static_cast<double>(r->end_us - r->sent_us) / 1e3);
+      if (r->first_token_us != 0) {
+        ttft[h].push_back(static_cast<double>(r->first_token_us - r->sent_us) / 1e3);
+        if (r->completion_tokens > 1) {
+          tpot.push_back(static_cast<double>(r->end_us - r->first_token_us) / 1e3 /
+                         (r->completion_tokens - 1));
+        }
       }
     }
   }
@@ -351,7 +364,22 @@ mstperf::v1::Verdict DefaultJudge::Final() const {
                  {"second_count", static_cast<double>(second.size())}});
       return;
     }
-    const MeanDiffCi ci = WelchMeanDiffCi(first, second, config_.confidence);
+    // Batch means: latencies of neighbouring requests are strongly correlated (they share a
+    // queue), so per-request samples overstate the evidence. Each half's requests, in send
+    // order, are averaged in kDriftBlocks consecutive blocks and the interval is computed on the
+    // block means; with too few requests, on the requests themselves.
+    auto blocks = [](const std::vector<double>& v) {
+      if (v.size() < 2 * kDriftBlocks) return v;
+      std::vector<double> means;
+      for (size_t b = 0; b < kDriftBlocks; ++b) {
+        const size_t lo = v.size() * b / kDriftBlocks, hi = v.size() * (b + 1) / kDriftBlocks;
+        double sum = 0;
+        for (size_t i = lo; i < hi; ++i) sum += v[i];
+        means.push_back(sum / static_cast<double>(hi - lo));
+      }
+      return means;
+    };
+    const MeanDiffCi ci = WelchMeanDiffCi(blocks(first), blocks(second), config_.confidence);
     const double base = Mean(first);
     const double rel = base > 0 ? ci.diff / base : 0.0;
     const double lo = base > 0 ? ci.ci_low / base : 0.0;
@@ -432,7 +460,8 @@ std::optional<mstperf::v1::Verdict> DefaultJudge::Early(double elapsed_s) const 
     if (static_cast<double>(over) > allowed) {
       AddReason(v, c.rule, false,
                 absl::StrFormat("%d requests already above the %s SLO of %.2f ms: more than "
-                                "%.0f%% of the %.0f planned, so p%g exceeds it whatever happens next",
+                                "%.0f%% of the %.0f planned, so p%g exceeds it whatever "
+                                "happens next",
                                 over, c.what, c.limit, 100 - q, planned, q),
                 {{"over", static_cast<double>(over)}, {"limit_ms", c.limit},
                  {"planned", planned}, {"percentile", q}});
@@ -443,7 +472,7 @@ std::optional<mstperf::v1::Verdict> DefaultJudge::Early(double elapsed_s) const 
 
   // Overwhelming: a backlog growing at a 99% confidence, with enough post-warm-up time.
   const double observed_s = elapsed_s - w.warmup_s;
-  if (observed_s >= std::max(30.0, 0.25 * w.duration_s) && elapsed_s < w.duration_s) {
+  if (observed_s >= std::max(30.0, 0.15 * w.duration_s) && elapsed_s < w.duration_s) {
     const double rate_per_s = config_.req_min / 60.0;
     std::vector<double> t_s, in_flight;
     // Records arrive when requests end, so what is in flight now is unknown from records;
@@ -455,7 +484,9 @@ std::optional<mstperf::v1::Verdict> DefaultJudge::Early(double elapsed_s) const 
         in_flight.push_back(n);
       }
     }
+    bool estimated_arrivals = false;
     if (t_s.size() < 20) {
+      estimated_arrivals = true;
       t_s.clear();
       in_flight.clear();
       const int points = std::clamp(static_cast<int>((until_s - w.warmup_s) * 4), 0, 2000);
@@ -468,13 +499,24 @@ std::optional<mstperf::v1::Verdict> DefaultJudge::Early(double elapsed_s) const 
           ei += bin->second;
           ++bin;
         }
-        // Arrivals follow the exact offered rate (open loop), so sent(t) = rate * t.
+        // Arrivals are estimated as the offered rate times t (open loop); with random (e.g.
+        // Poisson) arrivals the true count wanders around it, which is accounted for below.
         t_s.push_back(t);
         in_flight.push_back(rate_per_s * t - static_cast<double>(ei));
       }
     }
-    const BacklogResult b = BacklogTest(t_s, in_flight, rate_per_s, config_.backlog_threshold,
-                                        config_.early_confidence);
+    BacklogResult b = BacklogTest(t_s, in_flight, rate_per_s, config_.backlog_threshold,
+                                  config_.early_confidence);
+    if (b.judged && estimated_arrivals) {
+      // rate * t - arrivals(t) is a random walk (variance rate * t for Poisson arrivals); the
+      // OLS slope of a random walk over T seconds has variance about 6 * rate / (5 T). Widen the
+      // interval by it, so a stable iteration with random arrivals is not called early.
+      const double span_s = t_s.back() - t_s.front();
+      const double walk_var = 6.0 * rate_per_s / (5.0 * std::max(span_s, 1.0));
+      const double se = std::sqrt(b.slope.se * b.slope.se + walk_var);
+      b.slope.ci_low = b.slope.slope - b.slope.t_critical * se;
+      b.slope.ci_high = b.slope.slope + b.slope.t_critical * se;
+    }
     if (b.judged && b.slope.ci_low > b.threshold_per_s) {
       const double remaining_s = w.duration_s - elapsed_s;
       AddReason(v, "backlog_trend", false,

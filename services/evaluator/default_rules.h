@@ -14,9 +14,10 @@
 //                  arrivals in the window.
 //  drift_e2e, drift_ttft
 //                  second vs first half of the window (split by send time): FALSE when the 90%
-//                  Welch CI of the relative rise of the mean lies wholly above 10%, i.e. a real
-//                  and material drift; a tiny but "significant" drift passes; identical
-//                  latencies give a zero-width interval at 0, never NaN.
+//                  Welch CI of the relative rise of the mean, computed on batch means (5 blocks
+//                  of consecutive requests per half, against autocorrelation), lies wholly
+//                  above 10%, i.e. a real and material drift; a tiny but "significant" drift
+//                  passes; identical latencies give a zero-width interval at 0, never NaN.
 // All pass: SUSTAINABLE, deciding rule backlog_trend.
 //
 // Analysis window: from the first scheduled send + warm-up, to the end of the sending window
@@ -66,7 +67,7 @@ class DefaultJudge {
   // nullopt. Certain: the error-rate limit already exceeded counting every planned request; an
   // SLO percentile already exceeded counting every planned request; more than 1% of the planned
   // requests already late or dropped (CLIENT_LIMITED). Overwhelming: in-flight growth with a
-  // 99% CI above the backlog threshold after at least 30 s (or a quarter of the duration) of
+  // 99% CI above the backlog threshold after at least 30 s (or 15% of the duration) of
   // post-warm-up time. Never an early TRUE: sustainability needs the whole window.
   std::optional<mstperf::v1::Verdict> Early(double elapsed_s) const;
 

@@ -98,12 +98,14 @@ absl::StatusOr<std::vector<OutputRow>> ParseOutputCsv(absl::string_view text) {
 
   std::vector<OutputRow> rows;
   rows.reserve(lines.size());
+  std::vector<absl::string_view> cells;  // reused: one allocation for the whole file
   for (size_t li = 1; li < lines.size(); ++li) {
     const int line = static_cast<int>(li) + 1;
     absl::string_view raw = lines[li];
     if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
     if (absl::StripAsciiWhitespace(raw).empty()) continue;
-    std::vector<absl::string_view> cells = absl::StrSplit(raw, ',');
+    cells.clear();
+    for (absl::string_view cell : absl::StrSplit(raw, ',')) cells.push_back(cell);
     if (cells.size() != header.size()) {
       return absl::InvalidArgumentError(absl::StrCat("output.csv line ", line, ": ", cells.size(),
                                                      " fields, the header has ", header.size()));

@@ -245,7 +245,8 @@ absl::Status ValidateConfig(const EvaluationConfig& c) {
   }
   const auto& s = c.slo();
   if (!std::isfinite(s.percentile()) || s.percentile() < 0 || s.percentile() > 100) {
-    return Invalid("config.slo.percentile", absl::StrCat("must be in (0, 100], got ", s.percentile()));
+    return Invalid("config.slo.percentile",
+                   absl::StrCat("must be in (0, 100], got ", s.percentile()));
   }
   for (auto [name, value] : {std::pair{"config.slo.ttft_ms", s.ttft_ms()},
                              std::pair{"config.slo.itl_ms", s.itl_ms()},

@@ -20,8 +20,9 @@ absl::Status ValidateConfig(const mstperf::v1::EvaluationConfig& config);
 absl::Status ValidateRecord(const mstperf::v1::RequestRecord& record, const std::string& field);
 
 // Judges a whole iteration in the configured mode (config must be valid).
-mstperf::v1::Verdict Judge(const mstperf::v1::EvaluationConfig& config,
-                           const google::protobuf::RepeatedPtrField<mstperf::v1::RequestRecord>& records);
+mstperf::v1::Verdict Judge(
+    const mstperf::v1::EvaluationConfig& config,
+    const google::protobuf::RepeatedPtrField<mstperf::v1::RequestRecord>& records);
 
 class EvaluatorService final : public mstperf::v1::Evaluator::CallbackService {
  public:

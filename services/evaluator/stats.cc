@@ -246,6 +246,8 @@ SlopeResult OlsSlope(std::span<const double> x, std::span<const double> y, doubl
   const double df = static_cast<double>(n - 2);
   const double se = std::sqrt(sse / df / sxx);
   const double tcrit = StudentTCritical(df, confidence);
+  r.se = se;
+  r.t_critical = tcrit;
   r.ci_low = r.slope - tcrit * se;
   r.ci_high = r.slope + tcrit * se;
   return r;

@@ -93,6 +93,8 @@ struct SlopeResult {
   double intercept = 0;
   double ci_low = 0;
   double ci_high = 0;
+  double se = 0;            // standard error of the slope
+  double t_critical = 0;    // the t quantile the interval used
 };
 SlopeResult OlsSlope(std::span<const double> x, std::span<const double> y, double confidence);
 

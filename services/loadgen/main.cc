@@ -14,6 +14,12 @@ ABSL_FLAG(uint32_t, max_warm_connections, 2048,
 ABSL_FLAG(double, max_send_lag_ms, 1000,
           "A request this late at its send time is dropped (and counted) instead of sent; 0 = "
           "never drop.");
+ABSL_FLAG(double, connection_guard_ms, 50,
+          "A request this late when every connection is busy is dropped (and counted) instead "
+          "of opening a new connection; 0 = off.");
+ABSL_FLAG(bool, realtime_event_loop, false,
+          "Run each iteration's event loop thread SCHED_FIFO (needs CAP_SYS_NICE) so that other "
+          "processes on a shared core never delay a send.");
 ABSL_FLAG(double, default_total_timeout_s, 900,
           "Per-request total timeout when the Target sets none.");
 
@@ -32,6 +38,8 @@ int main(int argc, char** argv) {
   mstperf::loadgen::ServiceOptions options;
   options.max_warm_connections = absl::GetFlag(FLAGS_max_warm_connections);
   options.max_send_lag = absl::Milliseconds(absl::GetFlag(FLAGS_max_send_lag_ms));
+  options.connection_guard_lag = absl::Milliseconds(absl::GetFlag(FLAGS_connection_guard_ms));
+  options.realtime_event_loop = absl::GetFlag(FLAGS_realtime_event_loop);
   options.total_timeout = absl::Seconds(absl::GetFlag(FLAGS_default_total_timeout_s));
 
   mstperf::ServiceHost host(mstperf::ServerOptionsFromFlags(

@@ -1,6 +1,9 @@
 #include "services/loadgen/runner.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -143,7 +146,7 @@ class Runner::Loop {
     curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
     // Keep every connection the iteration may need: an evicted connection must be reopened
     // later, on the send path.
-    const long cache = std::max<long>(256, static_cast<long>(opts_.warm_connections) * 2);
+    const long cache = std::max<long>(1024, static_cast<long>(opts_.warm_connections) * 2);
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, cache);
     if (opts_.target.http2) curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 
@@ -188,8 +191,11 @@ class Runner::Loop {
     drain_deadline_ns_ = window_end_ns_ + absl::ToInt64Nanoseconds(opts_.drain_timeout);
     itimerspec sweep = Spec(kSweepPeriodNs, kSweepPeriodNs);
     timerfd_settime(sweep_timer_, 0, &sweep, nullptr);
+    closed_loop_end_ns_ = opts_.closed_loop_for == absl::InfiniteDuration()
+                              ? INT64_MAX
+                              : start_ns_ + absl::ToInt64Nanoseconds(opts_.closed_loop_for);
     Prepare();
-    ArmSend();
+    if (opts_.closed_loop_concurrency == 0) ArmSend();
     while (!stopping_) {
       SendDue();
       if (!have_next_ && in_flight_.empty()) {
@@ -257,6 +263,10 @@ class Runner::Loop {
       CURL* e = r->easy;
       ApplyCommonOptions(opts_.target, e);
       curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+      curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Loop::OnOpenSocket);
+      curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
+      curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Loop::OnCloseSocket);
+      curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
       curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Loop::OnWrite);
       curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
       const int64_t total_ms = absl::ToInt64Milliseconds(opts_.target.total_timeout);
@@ -333,9 +343,28 @@ class Runner::Loop {
   void SendDue() {
     if (!have_next_ || stopping_) return;
     int64_t now = NowNs();
+    if (opts_.closed_loop_concurrency > 0) {
+      if (now >= closed_loop_end_ns_) {
+        have_next_ = false;
+        return;
+      }
+      while (have_next_ && in_flight_.size() < opts_.closed_loop_concurrency) {
+        Prepare();
+        Request* r = prepared_;
+        prepared_ = nullptr;
+        r->scheduled_ns = now;
+        r->result.scheduled_unix_us = runner_->ToUnixUs(now);
+        runner_->counters_.scheduled.fetch_add(1, std::memory_order_relaxed);
+        Send(r, now);
+        have_next_ = schedule_->Next(&next_);
+      }
+      Prepare();
+      return;
+    }
     if (start_ns_ + next_.offset_ns > now) return;
     RunCounters& c = runner_->counters_;
     const int64_t max_lag = absl::ToInt64Nanoseconds(opts_.max_send_lag);
+    const int64_t guard_lag = absl::ToInt64Nanoseconds(opts_.connection_guard_lag);
     while (have_next_ && start_ns_ + next_.offset_ns <= now) {
       Prepare();
       Request* r = prepared_;
@@ -345,6 +374,11 @@ class Runner::Loop {
       if (max_lag > 0 && lag > max_lag) {
         c.dropped_for_lag.fetch_add(1, std::memory_order_relaxed);
         Drop(r, absl::StrCat("dropped: ", lag / 1000, " us behind schedule (generator overloaded)"));
+      } else if (guard_lag > 0 && lag > guard_lag && !opts_.target.http2 &&
+                 open_sockets_ <= in_flight_.size()) {
+        c.dropped_for_connections.fetch_add(1, std::memory_order_relaxed);
+        Drop(r, absl::StrCat("dropped: ", lag / 1000,
+                             " us behind schedule with no idle connection (generator overloaded)"));
       } else if (opts_.max_in_flight > 0 && in_flight_.size() >= opts_.max_in_flight) {
         c.dropped_for_cap.fetch_add(1, std::memory_order_relaxed);
         Drop(r, absl::StrCat("dropped: max_in_flight (", opts_.max_in_flight, ") reached"));
@@ -593,6 +627,26 @@ class Runner::Loop {
     return 0;
   }
 
+  // Counts open connections (the guard compares them with requests in flight).
+  static curl_socket_t OnOpenSocket(void* userp, curlsocktype, curl_sockaddr* a) {
+    auto* loop = static_cast<Loop*>(userp);
+    const curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd != CURL_SOCKET_BAD) {
+      ++loop->open_sockets_;
+      loop->runner_->counters_.open_connections.store(loop->open_sockets_,
+                                                      std::memory_order_relaxed);
+    }
+    return fd;
+  }
+
+  static int OnCloseSocket(void* userp, curl_socket_t fd) {
+    auto* loop = static_cast<Loop*>(userp);
+    --loop->open_sockets_;
+    loop->runner_->counters_.open_connections.store(loop->open_sockets_,
+                                                    std::memory_order_relaxed);
+    return close(fd);
+  }
+
   static int OnTimer(CURLM*, long timeout_ms, void* userp) {
     auto* loop = static_cast<Loop*>(userp);
     if (timeout_ms < 0) {
@@ -614,11 +668,13 @@ class Runner::Loop {
   std::vector<Request*> free_;
   std::vector<Request*> in_flight_;
   Request* prepared_ = nullptr;
+  size_t open_sockets_ = 0;
   Schedule* schedule_ = nullptr;
   ScheduledRequest next_;
   bool have_next_ = false;
   bool stopping_ = false;
   int64_t start_ns_ = 0, window_end_ns_ = 0, drain_deadline_ns_ = 0;
+  int64_t closed_loop_end_ns_ = INT64_MAX;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -650,6 +706,11 @@ void Runner::Stop() {
 
 absl::Status Runner::Run(const std::function<void(RequestResult&&)>& sink) {
   if (stop_fd_ < 0) return absl::InternalError("eventfd failed");
+  if (options_.realtime) {
+    sched_param param{};
+    param.sched_priority = 1;
+    pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);  // best effort
+  }
   Loop loop(this, sink);
   if (absl::Status s = loop.Init(); !s.ok()) return s;
   loop.Warm(options_.warm_connections, absl::Seconds(10));

@@ -50,6 +50,8 @@ struct RunCounters {
   std::atomic<uint64_t> connections_opened{0};
   std::atomic<uint64_t> dropped_for_lag{0};
   std::atomic<uint64_t> dropped_for_cap{0};
+  std::atomic<uint64_t> dropped_for_connections{0};
+  std::atomic<uint64_t> open_connections{0};
 };
 
 struct RunOptions {
@@ -66,12 +68,25 @@ struct RunOptions {
   // overloaded, and sending a burst of stale requests (each opening a connection) is what turns
   // an overload into a collapse. Zero disables it.
   absl::Duration max_send_lag = absl::Seconds(1);
+  // Connection guard (HTTP/1.1): a request this late at its send time, when every open
+  // connection is busy, is dropped rather than sent on a new connection. Opening connections
+  // costs the loop most when it is already behind, which is how a bare libcurl loop spirals
+  // into collapse under a burst of overdue sends. Zero disables it.
+  absl::Duration connection_guard_lag = absl::ZeroDuration();
   // After the last send, in-flight requests get this long before they are cancelled.
   absl::Duration drain_timeout = absl::Seconds(600);
   // Connections opened (with GET /v1/models) before the schedule starts, and kept.
   uint32_t warm_connections = 0;
   // Keep per-chunk times (off: only first token and totals).
   bool record_chunks = true;
+  // Closed loop (benchmarks, fixed-concurrency runs): when > 0, the schedule's times are
+  // ignored and this many requests are kept in flight, the next starting as one finishes;
+  // the run ends when the schedule's requests are used up or `closed_loop_for` has passed.
+  uint32_t closed_loop_concurrency = 0;
+  absl::Duration closed_loop_for = absl::InfiniteDuration();
+  // Run the event loop thread SCHED_FIFO (priority 1) when the process may: scheduler
+  // wake-up delays of other processes on a shared core then never delay a send. Off by default.
+  bool realtime = false;
   // Sends a request-index header ("X-Mstperf-Request: <idx>") with each request.
   bool index_header = true;
 };

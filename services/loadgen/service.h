@@ -34,6 +34,11 @@ struct ServiceOptions {
   uint32_t max_warm_connections = 2048;
   // Requests later than this at their send time are dropped, not sent (see RunOptions).
   absl::Duration max_send_lag = absl::Seconds(1);
+  // Requests this late with every connection busy are dropped rather than sent on a new
+  // connection (see RunOptions::connection_guard_lag).
+  absl::Duration connection_guard_lag = absl::Milliseconds(50);
+  // Event loop threads run SCHED_FIFO when permitted (see RunOptions::realtime).
+  bool realtime_event_loop = false;
   // Reported in IterationStarted.
   std::string version = "0.1.0";
 };

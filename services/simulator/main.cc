@@ -35,6 +35,10 @@ ABSL_FLAG(int64_t, max_body_bytes, 8 << 20, "Larger request bodies get 413.");
 ABSL_FLAG(double, max_step_lag_ms, 100.0,
           "How far the step schedule may fall behind the real clock before time is dropped.");
 
+ABSL_FLAG(bool, coalesce_late_steps, true,
+          "When the server falls behind the model's timeline, write the tokens of all overdue "
+          "steps together (one write per stream); false = one round of writes per step.");
+
 int main(int argc, char** argv) {
   mstperf::InitProcess(argc, argv, "simulator",
                        "mstperf-simulator [--port=8000] [--max_num_seqs=32] ...");
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
   options.eos_probability = absl::GetFlag(FLAGS_eos_probability);
   options.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   options.max_step_lag_ms = absl::GetFlag(FLAGS_max_step_lag_ms);
+  options.coalesce_late_steps = absl::GetFlag(FLAGS_coalesce_late_steps);
 
   if (absl::Status s = mstperf::simulator::ValidateEngineParams(options.engine); !s.ok()) {
     MSTPERF_LOG(Error) << "bad engine flags: " << s.message();

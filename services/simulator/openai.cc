@@ -323,8 +323,8 @@ int ChooseOutputTokens(const GenerationRequest& request, double eos_probability,
   if (request.ignore_eos || eos_probability <= 0) return request.max_tokens;
   std::mt19937_64 rng(seed);
   std::geometric_distribution<int> extra(std::min(eos_probability, 1.0));
-  // Tokens after min_tokens up to and including the EOS position.
-  const int64_t n = static_cast<int64_t>(std::max(request.min_tokens, 1) - 1) + 1 + extra(rng);
+  // The EOS is at the first position >= max(min_tokens, 1) where the coin comes up.
+  const int64_t n = static_cast<int64_t>(std::max(request.min_tokens, 1)) + extra(rng);
   return static_cast<int>(std::min<int64_t>(n, request.max_tokens));
 }
 

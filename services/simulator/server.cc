@@ -1,13 +1,13 @@
 #include "services/simulator/server.h"
 
 #include <atomic>
-#include <utility>
 #include <charconv>
 #include <chrono>
 #include <ctime>
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <utility>  // before Asio: Boost 1.74 needs std::exchange under C++20
 #include <vector>
 
 #include <boost/asio.hpp>
@@ -114,6 +114,7 @@ class SimulatorServer::Impl {
   ServerOptions options_;
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
+  asio::steady_timer accept_retry_timer_;
   asio::any_io_executor engine_executor_;
   std::vector<std::thread> threads_;
   int port_ = 0;
@@ -441,6 +442,17 @@ void Session::Enqueue(std::string_view bytes) { pending_.append(bytes); }
 
 void Session::Flush() {
   if (writing_ || pending_.empty() || closed_) return;
+  // Fast path: the socket buffer nearly always has room for a step's events, so write them
+  // now; no asynchronous operation, handler or completion round trip per token.
+  beast::error_code ec;
+  const size_t n = socket_.write_some(asio::buffer(pending_), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+  if (ec) return OnWrite(ec);
+  if (n == pending_.size()) {
+    pending_.clear();
+    return OnWrite(ec);
+  }
+  pending_.erase(0, n);
   writing_ = true;
   inflight_.clear();
   std::swap(inflight_, pending_);
@@ -502,6 +514,7 @@ SimulatorServer::Impl::Impl(ServerOptions options)
     : options_(std::move(options)),
       ioc_(options_.threads),
       acceptor_(ioc_),
+      accept_retry_timer_(ioc_),
       engine_executor_(options_.threads > 1 ? asio::any_io_executor(asio::make_strand(ioc_))
                                             : asio::any_io_executor(ioc_.get_executor())),
       engine_(options_.engine),
@@ -574,11 +587,17 @@ void SimulatorServer::Impl::DoAccept() {
     if (!ec) {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
+      socket.non_blocking(true, ignored);  // for Session::Flush's direct writes
       std::make_shared<Session>(std::move(socket), this)->Start();
-    } else {
-      MSTPERF_LOG(Warning) << "accept: " << ec.message();
+      DoAccept();
+      return;
     }
-    DoAccept();
+    // Out of file descriptors, typically: retry shortly instead of spinning.
+    MSTPERF_LOG(Warning) << "accept: " << ec.message() << "; retrying in 50 ms";
+    accept_retry_timer_.expires_after(std::chrono::milliseconds(50));
+    accept_retry_timer_.async_wait([this](const boost::system::error_code& wec) {
+      if (!wec) DoAccept();
+    });
   });
 }
 
@@ -636,7 +655,7 @@ void SimulatorServer::Impl::OnStepEnd(const boost::system::error_code& ec) {
   while (engine_.HasWork()) {
     // Keep to the model's timeline unless we are far behind it.
     BeginStep(std::max(step_end_ms_, now - options_.max_step_lag_ms));
-    if (step_end_ms_ > now) {
+    if (step_end_ms_ > now || !options_.coalesce_late_steps) {
       ArmTimer();
       break;
     }
@@ -654,7 +673,8 @@ void SimulatorServer::Impl::OnStepEnd(const boost::system::error_code& ec) {
   }
   for (std::shared_ptr<Session>& s : dirty_) {
     if (options_.threads > 1) {
-      asio::dispatch(s->executor(), [s = std::move(s)] { s->DeliverTokens(); });
+      auto executor = s->executor();  // before `s` is moved into the handler
+      asio::dispatch(executor, [s = std::move(s)] { s->DeliverTokens(); });
     } else {
       s->DeliverTokens();
     }
@@ -738,6 +758,7 @@ void SimulatorServer::Impl::Shutdown(absl::Duration grace) {
     asio::post(ioc_, [this] {
       beast::error_code ignored;
       acceptor_.close(ignored);
+      accept_retry_timer_.cancel();
     });
     const absl::Time deadline = absl::Now() + grace;
     while (open_responses_.load() > 0 && absl::Now() < deadline) {

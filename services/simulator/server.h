@@ -42,6 +42,9 @@ struct ServerOptions {
   uint64_t seed = 1;
   // How far the step schedule may fall behind the real clock before time is given up.
   double max_step_lag_ms = 100;
+  // When behind, run the steps already due at once and write their tokens together (one
+  // write per stream). Off: every step is its own round of writes, however late.
+  bool coalesce_late_steps = true;
 };
 
 class SimulatorServer {

@@ -1,5 +1,7 @@
 // dashboard-lint checks mstperf's Grafana dashboards against the rules of Grafana's
-// dashboard-linter (same rule names) plus the project's own (fixed uid, no __inputs).
+// dashboard-linter (same rule names) plus the project's own (fixed uid, no __inputs), and
+// decodes each one strictly into Grafana's dashboard model (grafana-foundation-sdk): an unknown
+// field, a wrongly typed value or a missing one is a dashboard-schema-rule problem.
 //
 // Grafana's linter cannot be installed from the Go module proxy this project uses (no
 // version of github.com/grafana/dashboard-linter is served there), so this tool applies its
@@ -16,6 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	grafana "github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -66,9 +71,9 @@ type panel struct {
 }
 
 type variable struct {
-	Name  string `json:"name"`
-	Label string `json:"label"`
-	Type  string `json:"type"`
+	Name  string      `json:"name"`
+	Label string      `json:"label"`
+	Type  string      `json:"type"`
 	Query interface{} `json:"query"`
 }
 
@@ -289,6 +294,24 @@ func (l *linter) lintExpr(d *dashboard, p *panel, t target) {
 	})
 }
 
+// lintSchema decodes the dashboard as Grafana's schema describes it (panel options and field
+// config per panel type, through the SDK's registered panel plugins).
+func (l *linter) lintSchema(raw []byte) {
+	var d grafana.Dashboard
+	err := d.UnmarshalJSONStrict(raw)
+	if errs, ok := err.(cog.BuildErrors); ok && len(errs) == 0 {
+		err = nil
+	}
+	if err == nil {
+		err = d.Validate()
+	}
+	if err != nil {
+		for _, line := range strings.Split(strings.TrimSpace(err.Error()), "\n") {
+			l.report("dashboard-schema-rule", "%s", line)
+		}
+	}
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -303,6 +326,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: dashboard-lint FILE.json...")
 		os.Exit(2)
 	}
+	plugins.RegisterDefaultPlugins()
 	var problems []string
 	uids := map[string]string{}
 	for _, file := range os.Args[1:] {
@@ -320,6 +344,7 @@ func main() {
 				}
 				uids[d.UID] = file
 				l.lintDashboard(&d)
+				l.lintSchema(data)
 			}
 		}
 		problems = append(problems, l.problems...)

@@ -73,11 +73,18 @@ TEST(ServiceHostTest, ServesHealthReflectionAndMetricsOnPortZero) {
   grpc::reflection::v1alpha::ServerReflectionRequest list;
   list.set_list_services("");
   ASSERT_TRUE(stream->Write(list));
-  stream->WritesDone();
   grpc::reflection::v1alpha::ServerReflectionResponse answer;
   ASSERT_TRUE(stream->Read(&answer));
   std::vector<std::string> services;
   for (const auto& s : answer.list_services_response().service()) services.push_back(s.name());
+  // ...and can describe it: grpcurl's `grpc.health.v1.Health/Check` needs the descriptor.
+  grpc::reflection::v1alpha::ServerReflectionRequest describe;
+  describe.set_file_containing_symbol("grpc.health.v1.Health");
+  ASSERT_TRUE(stream->Write(describe));
+  ASSERT_TRUE(stream->Read(&answer));
+  EXPECT_FALSE(answer.has_error_response()) << answer.error_response().error_message();
+  EXPECT_GT(answer.file_descriptor_response().file_descriptor_proto_size(), 0);
+  stream->WritesDone();
   while (stream->Read(&answer)) {
   }
   ASSERT_TRUE(stream->Finish().ok());

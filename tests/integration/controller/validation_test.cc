@@ -108,6 +108,7 @@ TEST_F(ControllerValidationTest, StartExperimentRejectsBadSpecsNamingTheField) {
       {"success rate > 100", [](auto& r) { r.mutable_spec()->set_success_rate_pct(101); }, "spec.success_rate_pct:"},
       {"negative cooldown", [](auto& r) { r.mutable_spec()->set_cooldown_s(-1); }, "spec.cooldown_s:"},
       {"negative gamma shape", [](auto& r) { r.mutable_spec()->set_gamma_shape(-1); }, "spec.gamma_shape:"},
+      {"negative send-lag limit", [](auto& r) { r.mutable_spec()->set_max_send_lag_p99_us(-1); }, "spec.max_send_lag_p99_us:"},
       {"too many iterations", [](auto& r) { r.mutable_spec()->set_max_iterations(1000000); }, "spec.max_iterations:"},
       {"bad loadgen address", [](auto& r) { r.mutable_spec()->add_loadgen_addresses("http://x/y"); }, "spec.loadgen_addresses[0]:"},
       {"loadgen without port", [](auto& r) { r.mutable_spec()->add_loadgen_addresses("loadgen"); }, "spec.loadgen_addresses[0]:"},

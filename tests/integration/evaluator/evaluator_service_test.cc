@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -53,9 +54,11 @@ class EvaluatorServiceTest : public ::testing::Test {
                                             {"--host=127.0.0.1", "--port=0", "--metrics_port=0"});
     ASSERT_TRUE(p.ok()) << p.status();
     process_ = p->release();
-    auto channel = grpc::CreateChannel(process_->grpc_address(), grpc::InsecureChannelCredentials());
+    auto channel =
+        grpc::CreateChannel(process_->grpc_address(), grpc::InsecureChannelCredentials());
     stub_ = mstperf::v1::Evaluator::NewStub(channel).release();
-    reference_ = new nlohmann::json(nlohmann::json::parse(ReadFile(kDataDir + "/most_reference.json")));
+    reference_ =
+        new nlohmann::json(nlohmann::json::parse(ReadFile(kDataDir + "/most_reference.json")));
   }
   static void TearDownTestSuite() {
     delete stub_;
@@ -67,7 +70,9 @@ class EvaluatorServiceTest : public ::testing::Test {
     auto rows = evaluator::ParseOutputCsv(ReadFile(kDataDir + "/" + name + "/output.csv"));
     EXPECT_TRUE(rows.ok()) << rows.status();
     std::vector<RequestRecord> records;
-    for (size_t i = 0; i < rows->size(); ++i) records.push_back(evaluator::RecordFromRow((*rows)[i], i));
+    for (size_t i = 0; i < rows->size(); ++i) {
+      records.push_back(evaluator::RecordFromRow((*rows)[i], i));
+    }
     return records;
   }
 
@@ -98,7 +103,8 @@ class EvaluatorServiceTest : public ::testing::Test {
       }
       if (!stream->Write(batch)) break;
       if (tick_every_s > 0) {
-        const double now_s = (records[std::min(records.size(), i + 100) - 1].end_unix_us() - t0_us) / 1e6;
+        const RequestRecord& last = records[std::min(records.size(), i + 100) - 1];
+        const double now_s = (last.end_unix_us() - t0_us) / 1e6;
         while (next_tick <= now_s) {
           EvaluateStreamRequest tick;
           tick.mutable_tick()->set_elapsed_s(next_tick);
@@ -208,15 +214,22 @@ TEST_F(EvaluatorServiceTest, BadInputIsInvalidArgumentNamingTheField) {
     std::string field;
     std::function<void(EvaluateRequest&)> mutate;
   };
+  using Config = mstperf::v1::EvaluationConfig;
+  auto on_config = [](std::function<void(Config*)> f) {
+    return [f](EvaluateRequest& r) { f(r.mutable_config()); };
+  };
   const std::vector<Case> cases = {
-      {"config.mode", [](EvaluateRequest& r) { r.mutable_config()->set_mode(static_cast<mstperf::v1::EvaluatorMode>(42)); }},
-      {"config.req_min", [](EvaluateRequest& r) { r.mutable_config()->set_req_min(-5); }},
-      {"config.req_min", [](EvaluateRequest& r) { r.mutable_config()->set_req_min(0); }},
-      {"config.duration_s", [](EvaluateRequest& r) { r.mutable_config()->set_duration_s(-1); }},
-      {"config.success_rate_pct", [](EvaluateRequest& r) { r.mutable_config()->set_success_rate_pct(150); }},
-      {"config.slo.ttft_ms", [](EvaluateRequest& r) { r.mutable_config()->mutable_slo()->set_ttft_ms(-1); }},
-      {"config.slo.percentile", [](EvaluateRequest& r) { r.mutable_config()->mutable_slo()->set_percentile(101); }},
-      {"config.max_send_lag_p99_us", [](EvaluateRequest& r) { r.mutable_config()->set_max_send_lag_p99_us(-3); }},
+      {"config.mode",
+       on_config([](Config* c) { c->set_mode(static_cast<mstperf::v1::EvaluatorMode>(42)); })},
+      {"config.req_min", on_config([](Config* c) { c->set_req_min(-5); })},
+      {"config.req_min", on_config([](Config* c) { c->set_req_min(0); })},
+      {"config.duration_s", on_config([](Config* c) { c->set_duration_s(-1); })},
+      {"config.success_rate_pct", on_config([](Config* c) { c->set_success_rate_pct(150); })},
+      {"config.slo.ttft_ms", on_config([](Config* c) { c->mutable_slo()->set_ttft_ms(-1); })},
+      {"config.slo.percentile",
+       on_config([](Config* c) { c->mutable_slo()->set_percentile(101); })},
+      {"config.max_send_lag_p99_us",
+       on_config([](Config* c) { c->set_max_send_lag_p99_us(-3); })},
       {"records[1] (request_idx 7).end_unix_us", [](EvaluateRequest& r) {
          auto* rec = r.add_records();
          rec->set_request_idx(7);
@@ -298,7 +311,8 @@ TEST_F(EvaluatorServiceTest, MetricsCountVerdicts) {
   ASSERT_TRUE(stub_->Evaluate(&ctx, request, &v).ok());
   const std::string metrics =
       HttpGet("http://127.0.0.1:" + std::to_string(process_->port("metrics_port")) + "/metrics");
-  EXPECT_NE(metrics.find("mstperf_evaluator_verdicts_total{result=\"sustainable\",rule=\"welch_t_test\"}"),
+  EXPECT_NE(metrics.find("mstperf_evaluator_verdicts_total{result=\"sustainable\","
+                         "rule=\"welch_t_test\"}"),
             std::string::npos)
       << metrics.substr(0, 2000);
   EXPECT_NE(metrics.find("mstperf_evaluator_evaluation_duration_seconds_count"), std::string::npos);

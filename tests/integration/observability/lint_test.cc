@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "services/common/testing/process.h"
 #include "tests/unit/observability/dashboards.h"
 
@@ -70,12 +71,14 @@ TEST(DashboardLintTest, BrokenDashboardsFailNamingTheRule) {
       {"no-inputs-rule", [](Json& d) { d["__inputs"] = Json::array({{{"name", "DS"}}}); }},
       {"dashboard-uid-rule", [](Json& d) { d.erase("uid"); }},
       {"panel-title-description-rule", [](Json& d) { d["panels"][1]["description"] = ""; }},
+      {"dashboard-schema-rule", [](Json& d) { d["panels"][1]["options"]["legend"]["bogus"] = 1; }},
+      {"dashboard-schema-rule", [](Json& d) { d["panels"][1]["options"]["tooltip"]["mode"] = 3; }},
   };
   std::string dir = testing::MakeTempDir("lint");
   for (const Case& c : cases) {
     nlohmann::json bad = good;
     c.breakit(bad);
-    std::string path = dir + "/" + c.rule + ".json";
+    std::string path = absl::StrCat(dir, "/", &c - cases.data(), "-", c.rule, ".json");
     std::ofstream(path) << bad.dump(2);
     std::string output;
     int rc = RunShell(kRoot + "/scripts/dashboard-lint.sh " + path, &output);

@@ -6,7 +6,9 @@
 // returns data. Also: `promtool check metrics` passes on each service's /metrics, and each
 // service exports the metric families docs/conventions.md gives it.
 //
-// MSTPERF_TEST_BIN_DIR overrides where the service binaries are found (default: this build).
+// A missing service binary fails the tests that need it; the others still check the services
+// that did start. MSTPERF_TEST_BIN_DIR overrides where the binaries are found (default: this
+// build).
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -337,7 +339,7 @@ class SuiteWithPrometheusTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (services_->empty()) GTEST_SKIP() << "service binaries not built:" << missing_;
+    if (services_->empty()) FAIL() << "service binaries not built:" << missing_;
     ASSERT_EQ(setup_error_, "") << SuiteLogs();
   }
 
@@ -366,11 +368,70 @@ class SuiteWithPrometheusTest : public ::testing::Test {
   static inline mstperf::v1::Experiment* experiment_ = nullptr;
 };
 
-TEST_F(SuiteWithPrometheusTest, TheExperimentFoundAnMst) {
-  if (!WholeSuite()) GTEST_SKIP() << "service binaries not built:" << missing_;
+// Which MST is found depends on the machine's load (a busy machine gives client-limited
+// verdicts); that it is right is the controller's and the e2e tests' business. Here: the
+// experiment ran to its end with judged iterations, so every metric had something to show.
+TEST_F(SuiteWithPrometheusTest, TheExperimentRanToItsEnd) {
+  if (!WholeSuite()) FAIL() << "service binaries not built:" << missing_;
   ASSERT_EQ(experiment_->pairs_size(), 1);
-  EXPECT_GT(experiment_->pairs(0).mst_req_min(), 0) << experiment_->DebugString();
-  EXPECT_GE(experiment_->pairs(0).iterations_size(), 2);
+  const mstperf::v1::PairResult& pair = experiment_->pairs(0);
+  EXPECT_TRUE(pair.finished()) << pair.DebugString();
+  ASSERT_GE(pair.iterations_size(), 1);
+  for (const mstperf::v1::IterationResult& it : pair.iterations()) {
+    EXPECT_GT(it.verdict().reasons_size(), 0) << it.DebugString();
+    EXPECT_GT(it.totals().sent(), 0u) << it.DebugString();
+  }
+}
+
+// The counters Prometheus scraped add up to what the experiment reports.
+TEST_F(SuiteWithPrometheusTest, MetricsAgreeWithTheExperiment) {
+  if (!WholeSuite()) FAIL() << "service binaries not built:" << missing_;
+  const mstperf::v1::PairResult& pair = experiment_->pairs(0);
+  double sent = 0, completed = 0, tokens = 0;
+  for (const mstperf::v1::IterationResult& it : pair.iterations()) {
+    sent += it.totals().sent();
+    completed += it.totals().completed();
+    tokens += it.totals().tokens_received();
+  }
+  const std::map<std::string, double> expected = {
+      {"sum(mstperf_controller_iterations_total)", pair.iterations_size()},
+      {"sum(mstperf_loadgen_requests_sent_total)", sent},
+      {"sum(mstperf_loadgen_requests_completed_total)", completed},
+      {"sum(mstperf_loadgen_tokens_received_total)", tokens},
+      {"sum(mstperf_loadgen_requests_in_flight)", 0},
+      {"sum(mstperf_loadgen_iterations_active)", 0},
+      // The stage left idle (0) while the search ran; it may be back to 0 now.
+      {"count(max_over_time(mstperf_controller_stage[1h]) >= 1)", 1},
+      {"sum(mstperf_controller_experiments{state=\"succeeded\"})", 1},
+  };
+  // Every iteration was judged by the evaluator at least once (early stopping may judge more).
+  const std::map<std::string, double> at_least = {
+      {"sum(mstperf_evaluator_verdicts_total)", pair.iterations_size()},
+  };
+  // Each target is scraped on its own clock, so the last scrapes may lag the experiment by a
+  // second or two: poll until every value agrees.
+  std::map<std::string, std::string> mismatches;
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    mismatches.clear();
+    for (const auto* checks : {&expected, &at_least}) {
+      for (const auto& [query, want] : *checks) {
+        auto result = prometheus_->Query(query);
+        if (!result.ok() || result->empty()) {
+          mismatches[query] = result.ok() ? "empty result" : result.status().ToString();
+          continue;
+        }
+        double got = std::stod((*result)[0]["value"][1].get<std::string>());
+        bool ok = checks == &expected ? got == want : got >= want;
+        if (!ok) {
+          mismatches[query] = absl::StrCat("got ", got, ", want ", checks == &expected ? "" : ">= ",
+                                           want);
+        }
+      }
+    }
+    if (!mismatches.empty()) absl::SleepFor(absl::Milliseconds(500));
+  } while (!mismatches.empty() && absl::Now() < deadline);
+  for (const auto& [query, why] : mismatches) ADD_FAILURE() << query << ": " << why;
 }
 
 TEST_F(SuiteWithPrometheusTest, EveryTargetIsUp) {
@@ -386,8 +447,8 @@ TEST_F(SuiteWithPrometheusTest, EveryTargetIsUp) {
   EXPECT_EQ(up, services_->size()) << SuiteLogs();
 }
 
-// With the whole suite, every query; while some service binaries are missing, the queries
-// that read only the metrics of the services that run.
+// Every query (when a service binary is missing, the queries that read only the metrics of
+// the services that run are still checked, and the test fails for the rest).
 TEST_F(SuiteWithPrometheusTest, EveryDashboardQueryReturnsData) {
   auto queries = LoadDashboardQueries(std::string(MSTPERF_SOURCE_DIR) + "/grafana/dashboards");
   ASSERT_TRUE(queries.ok()) << queries.status();
@@ -436,8 +497,8 @@ TEST_F(SuiteWithPrometheusTest, EveryDashboardQueryReturnsData) {
   if (WholeSuite()) {
     ASSERT_EQ(skipped, 0u) << "the suite is whole but " << skipped << " queries were skipped";
   } else if (skipped > 0) {
-    GTEST_SKIP() << skipped << " of " << queries->size()
-                 << " queries not checked: service binaries not built:" << missing_;
+    FAIL() << skipped << " of " << queries->size()
+           << " queries not checked: service binaries not built:" << missing_;
   }
 }
 

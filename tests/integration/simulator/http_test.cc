@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "services/common/testing/process.h"
+#include "services/simulator/openai.h"
 #include "services/simulator/tokenizer.h"
 #include "tests/integration/simulator/client.h"
 
@@ -342,6 +344,77 @@ TEST_F(SimulatorHttpTest, MalformedHttpGets400AndTheServerLivesOn) {
   EXPECT_EQ(response.rfind("HTTP/1.1 400", 0), 0u) << response;
   EXPECT_NE(response.find("\"error\""), std::string::npos);
   EXPECT_EQ(Request("GET", Url("/health")).status, 200);
+}
+
+// With --threads > 1 each connection and the engine get strands: same protocol, no races.
+TEST(SimulatorThreadsTest, TwoThreadsServeManyConcurrentStreams) {
+  auto p = mstperf::testing::ServiceProcess::Start(
+      std::string(MSTPERF_BIN_DIR) + "/mstperf-simulator", SimArgs({"--threads=2"}));
+  ASSERT_TRUE(p.ok()) << p.status();
+  const std::string base = "http://127.0.0.1:" + std::to_string((*p)->port("http_port"));
+  testing::OpenLoopOptions o;
+  o.url = base + "/v1/completions";
+  o.body = json{{"prompt", "a b c"},
+                {"max_tokens", 30},
+                {"ignore_eos", true},
+                {"stream", true},
+                {"stream_options", {{"include_usage", true}, {"continuous_usage_stats", true}}}}
+               .dump();
+  o.rate_per_s = 400;
+  o.max_requests = 100;
+  o.duration_s = 2;
+  testing::OpenLoopResult r = RunOpenLoop(o);
+  EXPECT_EQ(r.ok, 100);
+  EXPECT_EQ(r.failed, 0);
+  StreamResult one = Stream(o.url, o.body);
+  ASSERT_EQ(one.events.size(), 32u) << one.raw;
+  EXPECT_EQ(json::parse(one.events[29].data)["usage"]["completion_tokens"], 30);
+  EXPECT_EQ(one.events[31].data, "[DONE]");
+  const std::string metrics = Request("GET", base + "/metrics").body;
+  EXPECT_EQ(testing::MetricValue(metrics, "mstperf_simulator_generated_tokens_total"), 101 * 30);
+}
+
+// Containers configure the simulator through MSTPERF_<FLAG> variables; the command line wins.
+TEST(SimulatorFlagsTest, EnvironmentOverridesFlagDefaults) {
+  setenv("MSTPERF_MAX_NUM_SEQS", "3", 1);
+  setenv("MSTPERF_MODEL", "from-env", 1);
+  auto p = mstperf::testing::ServiceProcess::Start(
+      std::string(MSTPERF_BIN_DIR) + "/mstperf-simulator",
+      {"--host=127.0.0.1", "--port=0", "--model=from-flag"});
+  unsetenv("MSTPERF_MAX_NUM_SEQS");
+  unsetenv("MSTPERF_MODEL");
+  ASSERT_TRUE(p.ok()) << p.status();
+  const std::string base = "http://127.0.0.1:" + std::to_string((*p)->port("http_port"));
+  json cap = json::parse(Request("GET", base + "/sim/capacity?input_tokens=1&output_tokens=1").body);
+  EXPECT_EQ(cap["params"]["max_num_seqs"], 3);
+  EXPECT_EQ(cap["params"]["model"], "from-flag");
+}
+
+// Steps of 10 us: the server cannot write each one on time, so overdue steps are coalesced
+// into one write per stream. The stream must still carry every token as its own event.
+TEST(SimulatorCoalescingTest, LateStepsStillGiveOneEventPerToken) {
+  auto p = mstperf::testing::ServiceProcess::Start(
+      std::string(MSTPERF_BIN_DIR) + "/mstperf-simulator",
+      SimArgs({"--step_base_ms=0.01", "--step_per_seq_ms=0", "--prefill_per_token_ms=0"}));
+  ASSERT_TRUE(p.ok()) << p.status();
+  const std::string base = "http://127.0.0.1:" + std::to_string((*p)->port("http_port"));
+  json req = {{"prompt", "a b"},
+              {"max_tokens", 2000},
+              {"ignore_eos", true},
+              {"stream", true},
+              {"stream_options", {{"include_usage", true}, {"continuous_usage_stats", true}}}};
+  StreamResult r = Stream(base + "/v1/completions", req.dump());
+  ASSERT_EQ(r.status, 200) << r.error;
+  ASSERT_EQ(r.events.size(), 2002u);
+  for (int k = 0; k < 2000; ++k) {
+    json c = json::parse(r.events[k].data);
+    ASSERT_EQ(c["usage"]["completion_tokens"], k + 1) << r.events[k].data;
+    ASSERT_EQ(c["choices"][0]["text"], std::string(TokenText(k + 1)));
+  }
+  EXPECT_EQ(r.events.back().data, "[DONE]");
+  const std::string metrics = Request("GET", base + "/metrics").body;
+  EXPECT_GT(testing::MetricValue(metrics, "mstperf_simulator_late_steps_total"), 0);
+  EXPECT_EQ(testing::MetricValue(metrics, "mstperf_simulator_generated_tokens_total"), 2000);
 }
 
 TEST(SimulatorShutdownTest, SigtermDrainsStreamsInFlight) {

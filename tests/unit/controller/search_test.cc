@@ -269,37 +269,37 @@ TEST(DefaultSearchTest, UncertainFalseIsStillConfirmed) {
 
 TEST(DefaultSearchTest, CapacityEstimateGuidesTheBracket) {
   Search s(Default(10, 2, 5));
-  // 10..80 T, 160 certain FALSE with 100 completions/min: probe 100 - 5 = 95 (T), then
-  // 95 + 5 = 100 (F): M - m = 5, done in 2 stage-2 iterations instead of 5.
+  // 10..80 T, 160 certain FALSE with 100 completions/min: probe floor(100 - 2.5) = 97 (T),
+  // then 97 + 5 = 102 (F): M - m = 5, done in 2 stage-2 iterations instead of 5.
   EXPECT_THAT(Drive(s, {T(), T(), T(), T(), Fc(100), T(), Fc(101)}),
-              ElementsAre(10, 20, 40, 80, 160, 95, 100));
-  EXPECT_EQ(s.mst(), 95);
+              ElementsAre(10, 20, 40, 80, 160, 97, 102));
+  EXPECT_EQ(s.mst(), 97);
   EXPECT_EQ(s.termination_reason(), kConverged);
 }
 
 TEST(DefaultSearchTest, OverestimateIsCorrectedByTheNextOverload) {
   Search s(Default(10, 2, 5));
-  // Estimate 120 is too high: 115 F (certain, achieved 100) -> new estimate -> 95 T -> 100 F.
+  // Estimate 120 is too high: 117 F (certain, achieved 100) -> new estimate -> 97 T -> 102 F.
   EXPECT_THAT(Drive(s, {T(), T(), T(), T(), Fc(120), Fc(100), T(), Fc(100)}),
-              ElementsAre(10, 20, 40, 80, 160, 115, 95, 100));
-  EXPECT_EQ(s.mst(), 95);
+              ElementsAre(10, 20, 40, 80, 160, 117, 97, 102));
+  EXPECT_EQ(s.mst(), 97);
 }
 
 TEST(DefaultSearchTest, UnderestimateFallsBackToBisection) {
   Search s(Default(10, 2, 5));
-  // Estimate 90 is too low: 85 T, 90 T (above the estimate, still sustainable) -> bisect
-  // between 90 and 160: 125 F -> 107 F -> 98 T -> 102 F -> M - m = 4.
+  // Estimate 90 is too low: 87 T, 92 T (above the estimate, still sustainable) -> bisect
+  // between 92 and 160: 126 F -> 109 F -> 100 T -> 104 F -> M - m = 4.
   EXPECT_THAT(Drive(s, {T(), T(), T(), T(), Fc(90), T(), T(), Fc(), Fc(), T(), Fc()}),
-              ElementsAre(10, 20, 40, 80, 160, 85, 90, 125, 107, 98, 102));
-  EXPECT_EQ(s.mst(), 98);
+              ElementsAre(10, 20, 40, 80, 160, 87, 92, 126, 109, 100, 104));
+  EXPECT_EQ(s.mst(), 100);
 }
 
 TEST(DefaultSearchTest, RelativeThresholdGuidedProbes) {
   Search s(Default(25, 2, 0.05, /*relative=*/true));
-  // 25 50 T, 100 certain F at 60/min: width from m=50 is 2.5 -> floor(57.5) = 57 T ->
-  // width 2.85 -> floor(59.85) = 59 F: 59 - 57 = 2 <= 59 * 0.05.
-  EXPECT_THAT(Drive(s, {T(), T(), Fc(60), T(), Fc(60)}), ElementsAre(25, 50, 100, 57, 59));
-  EXPECT_EQ(s.mst(), 57);
+  // 25 50 T, 100 certain F at 60/min: floor(60 - 3 / 2) = 58 T -> floor(58 / 0.95) = 61 F:
+  // 61 - 58 = 3 <= 61 * 0.05.
+  EXPECT_THAT(Drive(s, {T(), T(), Fc(60), T(), Fc(60)}), ElementsAre(25, 50, 100, 58, 61));
+  EXPECT_EQ(s.mst(), 58);
 }
 
 // Both modes against a deterministic server with capacity C: TRUE iff REQ_MIN <= C, and an

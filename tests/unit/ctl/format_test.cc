@@ -104,6 +104,8 @@ TEST(FormatTest, ProgressLine) {
   p.set_dropped(3);
   p.mutable_send_lag_us()->set_count(30);
   p.mutable_send_lag_us()->set_p99(2500);
+  p.set_offered_rate_per_min(0);  // not reported: left out rather than shown as 0
+  EXPECT_THAT(FormatProgress(p, 120, false), HasSubstr("in flight 4 | achieved 100 /min"));
   EXPECT_THAT(FormatProgress(p, 120, false), AllOf(HasSubstr("DROPPED 3"),
                                                    HasSubstr("lag p99 2.5 ms")));
 }

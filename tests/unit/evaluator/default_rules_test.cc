@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <random>
 #include <sstream>
 
@@ -33,6 +34,7 @@ struct Sim {
   unsigned seed = 1;
   // > 0: every request takes exactly this long (whole microseconds), no queueing.
   int64_t exact_latency_us = 0;
+  bool poisson = false;  // exponential gaps instead of evenly spaced sends
 };
 
 // Open-loop arrivals at exactly req_min; FIFO over `slots` servers.
@@ -42,8 +44,12 @@ std::vector<RequestRecord> Simulate(const Sim& s) {
   std::vector<RequestRecord> out;
   std::vector<double> free_at(static_cast<size_t>(s.slots), 0.0);
   const double gap = 60.0 / s.req_min;
-  for (int i = 0; i * gap < s.duration_s; ++i) {
-    const double sched = i * gap;
+  std::exponential_distribution<double> exp_gap(s.req_min / 60.0);
+  double next = 0;
+  for (int i = 0;; ++i) {
+    const double sched = s.poisson ? next : i * gap;
+    next += exp_gap(rng);
+    if (sched >= s.duration_s) break;
     double lag = s.lag_us / 1e6;
     if (u(rng) < s.slow_client_fraction) lag = 0.02;
     const double sent = sched + lag;
@@ -96,7 +102,9 @@ const mstperf::v1::Reason& ReasonOf(const mstperf::v1::Verdict& v, const std::st
 
 std::string Explain(const mstperf::v1::Verdict& v) {
   std::string s = v.deciding_rule() + ":";
-  for (const auto& r : v.reasons()) s += "\n  " + r.rule() + (r.passed() ? " ok: " : " FAIL: ") + r.detail();
+  for (const auto& r : v.reasons()) {
+    s += "\n  " + r.rule() + (r.passed() ? " ok: " : " FAIL: ") + r.detail();
+  }
   return s;
 }
 
@@ -192,8 +200,10 @@ TEST(DefaultRulesTest, SlosAndErrorRate) {
   EXPECT_NEAR(v.success_rate_pct(), 90, 4);
 }
 
-// Feeds records as they would arrive (at their end time) with a tick every second.
-std::optional<mstperf::v1::Verdict> FirstEarly(const Sim& s, DefaultConfig c) {
+// Feeds records as they would arrive (at their end time) with a tick every second; with
+// `progress`, each tick also carries the live in-flight count, as the controller sends it.
+std::optional<mstperf::v1::Verdict> FirstEarly(const Sim& s, DefaultConfig c,
+                                               bool progress = false) {
   c.early_stop = true;
   std::vector<RequestRecord> records = Simulate(s);
   std::sort(records.begin(), records.end(),
@@ -201,12 +211,41 @@ std::optional<mstperf::v1::Verdict> FirstEarly(const Sim& s, DefaultConfig c) {
   DefaultJudge judge(c);
   size_t next = 0;
   for (int t = 1; t <= static_cast<int>(s.duration_s); ++t) {
-    while (next < records.size() && records[next].end_unix_us() <= kT0 + t * 1000000LL) {
+    const int64_t now = kT0 + t * 1000000LL;
+    while (next < records.size() && records[next].end_unix_us() <= now) {
       judge.Add(records[next++]);
+    }
+    if (progress) {
+      mstperf::v1::IterationProgress p;
+      uint64_t in_flight = 0;
+      for (const auto& r : records) in_flight += r.sent_unix_us() <= now && r.end_unix_us() > now;
+      p.set_in_flight(in_flight);
+      judge.ObserveProgress(t, p);
     }
     if (auto v = judge.Early(t)) return v;
   }
   return std::nullopt;
+}
+
+TEST(DefaultRulesTest, EarlyVerdictsWithLiveProgress) {
+  Sim s;
+  s.req_min = 300;
+  s.duration_s = 300;
+  s.poisson = true;
+  auto v = FirstEarly(s, ConfigFor(s), /*progress=*/true);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->deciding_rule(), "backlog_trend");
+  EXPECT_LT(v->judged_at_elapsed_s(), 150);
+  std::cout << "early FALSE with progress at " << v->judged_at_elapsed_s() << " s of 300\n";
+  for (unsigned seed = 1; seed <= 10; ++seed) {
+    Sim stable;
+    stable.req_min = 200;
+    stable.duration_s = 300;
+    stable.poisson = true;
+    stable.seed = seed;
+    EXPECT_FALSE(FirstEarly(stable, ConfigFor(stable), /*progress=*/true).has_value())
+        << "seed " << seed;
+  }
 }
 
 TEST(DefaultRulesTest, EarlyFalseForABacklogThatCannotDrain) {
@@ -219,16 +258,37 @@ TEST(DefaultRulesTest, EarlyFalseForABacklogThatCannotDrain) {
   EXPECT_EQ(v->deciding_rule(), "backlog_trend");
   EXPECT_TRUE(v->early());
   EXPECT_LT(v->judged_at_elapsed_s(), 120);  // saves more than half of the iteration
+  std::cout << "early FALSE at " << v->judged_at_elapsed_s() << " s of 300\n";
 }
 
 TEST(DefaultRulesTest, NoEarlyVerdictForAStableIteration) {
-  for (unsigned seed = 1; seed <= 5; ++seed) {
-    Sim s;
-    s.req_min = 200;
-    s.duration_s = 300;
-    s.seed = seed;
-    EXPECT_FALSE(FirstEarly(s, ConfigFor(s)).has_value()) << "seed " << seed;
+  for (bool poisson : {false, true}) {
+    for (unsigned seed = 1; seed <= 10; ++seed) {
+      Sim s;
+      s.req_min = 200;
+      s.duration_s = 300;
+      s.seed = seed;
+      s.poisson = poisson;
+      auto v = FirstEarly(s, ConfigFor(s));
+      EXPECT_FALSE(v.has_value()) << "seed " << seed << " poisson " << poisson << "\n"
+                                  << (v ? Explain(*v) : "");
+      const auto final_v = Judge(s, ConfigFor(s));
+      EXPECT_TRUE(final_v.sustainable()) << "seed " << seed << " poisson " << poisson << "\n"
+                                         << Explain(final_v);
+    }
   }
+}
+
+TEST(DefaultRulesTest, EarlyFalseForABacklogWithPoissonArrivals) {
+  Sim s;
+  s.req_min = 300;
+  s.duration_s = 300;
+  s.poisson = true;
+  auto v = FirstEarly(s, ConfigFor(s));
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->deciding_rule(), "backlog_trend");
+  EXPECT_LT(v->judged_at_elapsed_s(), 150);
+  std::cout << "early FALSE at " << v->judged_at_elapsed_s() << " s of 300\n";
 }
 
 TEST(DefaultRulesTest, EarlyFalseWhenErrorsOrSlosAreAlreadyLost) {
@@ -251,7 +311,8 @@ TEST(DefaultRulesTest, EarlyFalseWhenErrorsOrSlosAreAlreadyLost) {
 // The legacy file with a 5% drift: the original's large-sample t-test says FALSE; the default
 // mode sees a drift well under its 10% limit and no backlog.
 TEST(DefaultRulesTest, TrivialDriftInARecordedFileIsSustainable) {
-  std::ifstream in(std::string(MSTPERF_TEST_DATA_DIR) + "/evaluator/legacy_slight_drift/output.csv");
+  std::ifstream in(std::string(MSTPERF_TEST_DATA_DIR) +
+                   "/evaluator/legacy_slight_drift/output.csv");
   std::stringstream ss;
   ss << in.rdbuf();
   auto rows = ParseOutputCsv(ss.str());

@@ -23,6 +23,10 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+std::string CsvOf(const nlohmann::json& c) {
+  return ReadFile(kDataDir + "/" + c["name"].get<std::string>() + "/output.csv");
+}
+
 const mstperf::v1::Reason* FindReason(const mstperf::v1::Verdict& v, const std::string& rule) {
   for (const auto& r : v.reasons()) {
     if (r.rule() == rule) return &r;
@@ -58,7 +62,8 @@ void CheckAgainstReference(const nlohmann::json& c, const mstperf::v1::Verdict& 
   EXPECT_EQ(v.first_half().count(), c["first_count"].get<uint64_t>());
   EXPECT_EQ(v.second_half().count(), c["second_count"].get<uint64_t>());
   if (c.contains("first_request_idx")) {
-    std::vector<uint64_t> first(v.first_half_request_idx().begin(), v.first_half_request_idx().end());
+    std::vector<uint64_t> first(v.first_half_request_idx().begin(),
+                                v.first_half_request_idx().end());
     std::vector<uint64_t> second(v.second_half_request_idx().begin(),
                                  v.second_half_request_idx().end());
     std::sort(first.begin(), first.end());
@@ -84,7 +89,8 @@ void CheckAgainstReference(const nlohmann::json& c, const mstperf::v1::Verdict& 
     const auto* boot = FindReason(v, "bootstrap_mean_diff");
     ASSERT_NE(boot, nullptr);
     const double expected = c["boot_diff"].get<double>();
-    EXPECT_NEAR(boot->values().at("boot_diff_ms"), expected, std::max(1e-9, rel * std::fabs(expected)));
+    EXPECT_NEAR(boot->values().at("boot_diff_ms"), expected,
+                std::max(1e-9, rel * std::fabs(expected)));
     EXPECT_NEAR(boot->values().at("boot_ci_low_ms"), c["boot_ci_low"].get<double>(),
                 std::max(1e-9, rel * std::fabs(c["boot_ci_low"].get<double>())));
   }
@@ -92,7 +98,7 @@ void CheckAgainstReference(const nlohmann::json& c, const mstperf::v1::Verdict& 
 
 TEST_P(MostReferenceTest, AgreesWithTheOriginalOnItsOutputCsv) {
   const auto& c = Reference()["cases"][static_cast<size_t>(GetParam())];
-  auto rows = ParseOutputCsv(ReadFile(kDataDir + "/" + c["name"].get<std::string>() + "/output.csv"));
+  auto rows = ParseOutputCsv(CsvOf(c));
   ASSERT_TRUE(rows.ok()) << rows.status();
   ASSERT_EQ(rows->size(), c["rows"].get<size_t>());
   CheckAgainstReference(c, EvaluateMost(*rows, ConfigOf(c)), 1e-9);
@@ -102,7 +108,7 @@ TEST_P(MostReferenceTest, AgreesWithTheOriginalOnItsOutputCsv) {
 // keep microseconds, the original's file nanoseconds: the same verdict, p within 1e-4.
 TEST_P(MostReferenceTest, AgreesThroughRequestRecords) {
   const auto& c = Reference()["cases"][static_cast<size_t>(GetParam())];
-  auto rows = ParseOutputCsv(ReadFile(kDataDir + "/" + c["name"].get<std::string>() + "/output.csv"));
+  auto rows = ParseOutputCsv(CsvOf(c));
   ASSERT_TRUE(rows.ok()) << rows.status();
   std::vector<mstperf::v1::RequestRecord> records;
   for (size_t i = 0; i < rows->size(); ++i) records.push_back(RecordFromRow((*rows)[i], i));
@@ -143,6 +149,34 @@ TEST(MostRulesTest, IdenticalLatenciesAreFalseButFlagged) {
   ASSERT_NE(boot, nullptr);
   EXPECT_NE(boot->detail().find("identical latencies"), std::string::npos) << boot->detail();
   EXPECT_NE(FindReason(v, "welch_t_test")->detail().find("NaN"), std::string::npos);
+}
+
+// Above bootstrap_max_draws the observed difference stands in for the resample mean: the same
+// verdict on every reference file, and the reason says the bootstrap was not run.
+TEST(MostRulesTest, LargeSampleShortcutGivesTheSameVerdicts) {
+  const auto ref = nlohmann::json::parse(ReadFile(kDataDir + "/most_reference.json"));
+  int shortcuts = 0;
+  for (const auto& c : ref["cases"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    auto rows = ParseOutputCsv(CsvOf(c));
+    ASSERT_TRUE(rows.ok());
+    MostConfig config = ConfigOf(c);
+    config.bootstrap_max_draws = 0;
+    const auto v = EvaluateMost(*rows, config);
+    EXPECT_EQ(v.sustainable(), c["verdict"].get<bool>());
+    EXPECT_EQ(v.deciding_rule(), c["deciding_rule"].get<std::string>());
+    if (const auto* boot = FindReason(v, "bootstrap_mean_diff"); boot && c.contains("boot_diff")) {
+      ++shortcuts;
+      EXPECT_NE(boot->detail().find("was not run"), std::string::npos) << boot->detail();
+      EXPECT_EQ(boot->values().at("resamples"), 0.0);
+      // The exact bootstrap's mean is within a few SE/100 of the observed difference.
+      const double exact = c["boot_diff"].get<double>();
+      const double half_width =
+          (c["boot_ci_high"].get<double>() - c["boot_ci_low"].get<double>()) / 2;
+      EXPECT_NEAR(boot->values().at("boot_diff_ms"), exact, half_width / 1.96 / 100 * 5);
+    }
+  }
+  EXPECT_EQ(shortcuts, 4);  // drifting, improving, identical, legacy_slight_drift
 }
 
 TEST(MostRulesTest, StableIterationSkipsTheBootstrap) {

@@ -72,7 +72,8 @@ TEST(StatsTest, BootstrapMatchesTheOriginalLoop) {
   const nlohmann::json b = LoadReference()["bootstrap"];
   const auto x = b["x"].get<std::vector<double>>();
   const auto y = b["y"].get<std::vector<double>>();
-  const BootstrapResult r = BootstrapMeanDiff(x, y, b["n_boot"].get<int>(), b["seed"].get<uint32_t>());
+  const BootstrapResult r =
+      BootstrapMeanDiff(x, y, b["n_boot"].get<int>(), b["seed"].get<uint32_t>());
   // Same draws; only the summation order of the means differs from NumPy (pairwise).
   ExpectSame(b["mean_diff"].get<double>(), r.mean_diff, 1e-9, "mean_diff");
   ExpectSame(b["ci_low"].get<double>(), r.ci_low, 1e-9, "ci_low");

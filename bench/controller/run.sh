@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Controller benchmark: the search's cost in `most` vs default mode, on a simulated server
+# (bench/controller/search_bench.cc: pure, simulated time, 2000 capacities), for three widths of
+# the band around the capacity where verdicts are a coin flip. Wall time is in DURATIONs.
+# Usage: bench/controller/run.sh [search_bench flags]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD_DIR=${BUILD_DIR:-build}
+[ -f "$BUILD_DIR/build.ninja" ] || cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD_DIR" -j 2 --target controller_search_bench >/dev/null
+for noise in 0 0.01 0.03; do
+  echo "== coin-flip band +-${noise} x C"
+  "$BUILD_DIR/bench/controller_search_bench" --noise="$noise" "$@" | tail -n 3
+done
