@@ -26,33 +26,6 @@ absl::Status Annotate(const grpc::Status& status, absl::string_view what) {
   return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
 }
 
-// Sums the replicas' live progress into one view of the iteration.
-v1::IterationProgress Merge(const std::vector<v1::IterationProgress>& parts) {
-  v1::IterationProgress m;
-  for (const auto& p : parts) {
-    m.set_elapsed_s(std::max(m.elapsed_s(), p.elapsed_s()));
-    m.set_duration_s(std::max(m.duration_s(), p.duration_s()));
-    m.set_scheduled(m.scheduled() + p.scheduled());
-    m.set_sent(m.sent() + p.sent());
-    m.set_completed(m.completed() + p.completed());
-    m.set_failed(m.failed() + p.failed());
-    m.set_dropped(m.dropped() + p.dropped());
-    m.set_in_flight(m.in_flight() + p.in_flight());
-    m.set_tokens_received(m.tokens_received() + p.tokens_received());
-    m.set_offered_rate_per_min(m.offered_rate_per_min() + p.offered_rate_per_min());
-    m.set_achieved_rate_per_min(m.achieved_rate_per_min() + p.achieved_rate_per_min());
-    // Percentiles do not add up; the worst replica's lag is what matters for trust.
-    if (p.send_lag_us().p99() >= m.send_lag_us().p99()) {
-      uint64_t count = m.send_lag_us().count() + p.send_lag_us().count();
-      *m.mutable_send_lag_us() = p.send_lag_us();
-      m.mutable_send_lag_us()->set_count(count);
-    } else {
-      m.mutable_send_lag_us()->set_count(m.send_lag_us().count() + p.send_lag_us().count());
-    }
-  }
-  return m;
-}
-
 void FillTotals(IterationOutcome* out, double duration_s) {
   v1::IterationProgress& t = out->totals;
   std::vector<int64_t> ends;
@@ -86,6 +59,33 @@ void FillTotals(IterationOutcome* out, double duration_s) {
 }
 
 }  // namespace
+
+v1::IterationProgress MergeProgress(const std::vector<v1::IterationProgress>& parts) {
+  v1::IterationProgress m;
+  for (const auto& p : parts) {
+    m.set_elapsed_s(std::max(m.elapsed_s(), p.elapsed_s()));
+    m.set_duration_s(std::max(m.duration_s(), p.duration_s()));
+    m.set_scheduled(m.scheduled() + p.scheduled());
+    m.set_sent(m.sent() + p.sent());
+    m.set_completed(m.completed() + p.completed());
+    m.set_failed(m.failed() + p.failed());
+    m.set_dropped(m.dropped() + p.dropped());
+    m.set_in_flight(m.in_flight() + p.in_flight());
+    m.set_tokens_received(m.tokens_received() + p.tokens_received());
+    m.set_offered_rate_per_min(m.offered_rate_per_min() + p.offered_rate_per_min());
+    m.set_achieved_rate_per_min(m.achieved_rate_per_min() + p.achieved_rate_per_min());
+    // Percentiles do not add up; the worst replica's lag is what matters for trust.
+    if (p.send_lag_us().p99() >= m.send_lag_us().p99()) {
+      uint64_t count = m.send_lag_us().count() + p.send_lag_us().count();
+      *m.mutable_send_lag_us() = p.send_lag_us();
+      m.mutable_send_lag_us()->set_count(count);
+    } else {
+      m.mutable_send_lag_us()->set_count(m.send_lag_us().count() + p.send_lag_us().count());
+    }
+  }
+  return m;
+}
+
 
 absl::StatusOr<std::vector<std::string>> ResolveLoadgenAddresses(
     const std::vector<std::string>& addresses) {
@@ -305,7 +305,7 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
         std::lock_guard<std::mutex> data_lock(data_mu);
         std::vector<v1::IterationProgress> parts;
         for (auto& replica : replicas) parts.push_back(replica->progress);
-        merged = Merge(parts);
+        merged = MergeProgress(parts);
         if (eval_stream != nullptr && !early) {
           v1::EvaluateStreamRequest tick;
           tick.mutable_tick()->set_elapsed_s(merged.elapsed_s());

@@ -26,6 +26,10 @@ absl::StatusOr<std::vector<std::string>> ResolveLoadgenAddresses(
     const std::vector<std::string>& addresses);
 
 // One iteration, as the search asks for it.
+// Sums the replicas' live progress into one view of the iteration. Send lag cannot be added
+// up: the merged view carries the worst replica's distribution (with the summed count).
+v1::IterationProgress MergeProgress(const std::vector<v1::IterationProgress>& parts);
+
 struct IterationRequest {
   std::string iteration_id;
   v1::IterationSpec spec;  // everything but replica_idx / replica_count / start_at

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "mstperf/v1/loadgen.grpc.pb.h"
 #include "services/controller/results.h"
+#include "services/controller/runner.h"
 #include "services/ctl/commands.h"
 #include "services/ctl/common.h"
 #include "services/ctl/env_file.h"
@@ -69,25 +70,14 @@ void ReadReplica(LoadGenerator::Stub* stub, const IterationSpec& spec, Replica* 
   r->done = true;
 }
 
-// The replicas' progress added up (elapsed and duration are the same clock for all).
+// The replicas' progress added up, as the controller merges it.
 IterationProgress Merge(std::vector<std::unique_ptr<Replica>>& replicas) {
-  IterationProgress m;
+  std::vector<IterationProgress> parts;
   for (auto& r : replicas) {
     std::lock_guard<std::mutex> lock(r->mu);
-    const IterationProgress& p = r->progress;
-    m.set_elapsed_s(std::max(m.elapsed_s(), p.elapsed_s()));
-    m.set_duration_s(std::max(m.duration_s(), p.duration_s()));
-    m.set_scheduled(m.scheduled() + p.scheduled());
-    m.set_sent(m.sent() + p.sent());
-    m.set_completed(m.completed() + p.completed());
-    m.set_failed(m.failed() + p.failed());
-    m.set_dropped(m.dropped() + p.dropped());
-    m.set_in_flight(m.in_flight() + p.in_flight());
-    m.set_tokens_received(m.tokens_received() + p.tokens_received());
-    m.set_offered_rate_per_min(m.offered_rate_per_min() + p.offered_rate_per_min());
-    m.set_achieved_rate_per_min(m.achieved_rate_per_min() + p.achieved_rate_per_min());
+    parts.push_back(r->progress);
   }
-  return m;
+  return mstperf::controller::MergeProgress(parts);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "services/evaluator/distribution.h"
 #include "services/evaluator/stats.h"
 
 namespace mstperf::evaluator {
@@ -30,17 +31,6 @@ void SetState(Verdict& v, VerdictState state, const std::string& rule) {
   v.set_state(state);
   v.set_sustainable(state == mstperf::v1::VERDICT_STATE_SUSTAINABLE);
   v.set_deciding_rule(rule);
-}
-
-void FillDistribution(std::vector<double> values, mstperf::v1::Distribution* d) {
-  const Summary s = Summarize(std::move(values));
-  d->set_count(s.count);
-  d->set_mean(s.mean);
-  d->set_min(s.min);
-  d->set_p50(s.p50);
-  d->set_p90(s.p90);
-  d->set_p99(s.p99);
-  d->set_max(s.max);
 }
 
 // In-flight requests sampled on a grid, averaged in blocks, and the OLS trend of the block

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "services/evaluator/distribution.h"
 #include "services/evaluator/stats.h"
 
 namespace mstperf::evaluator {
@@ -39,15 +40,7 @@ void FillHalf(const std::vector<const OutputRow*>& half, mstperf::v1::HalfSummar
   std::vector<double> lat;
   lat.reserve(half.size());
   for (const OutputRow* r : half) lat.push_back(r->latency_ms);
-  Summary s = Summarize(std::move(lat));
-  auto* d = out->mutable_e2e_ms();
-  d->set_count(s.count);
-  d->set_mean(s.mean);
-  d->set_min(s.min);
-  d->set_p50(s.p50);
-  d->set_p90(s.p90);
-  d->set_p99(s.p99);
-  d->set_max(s.max);
+  FillDistribution(std::move(lat), out->mutable_e2e_ms());
 }
 
 // Python's statistics.median of the per-minute counts.
