@@ -84,6 +84,7 @@ TEST(EnvFileTest, ReadsEveryMstperfKey) {
                            "MAX_ITERATIONS=12\n"
                            "LOADGEN_ADDRESSES=127.0.0.1:50052, 127.0.0.1:50062\n"
                            "EARLY_STOP=false\n"
+                           "MAX_SEND_LAG_MS=20\n"
                            "THRESHOLD_TYPE=relative\n"
                            "COOLDOWN=5s\n"
                            "SLO_PERCENTILE=95\n"
@@ -117,6 +118,7 @@ TEST(EnvFileTest, ReadsEveryMstperfKey) {
   EXPECT_EQ(spec.max_iterations(), 12u);
   EXPECT_THAT(spec.loadgen_addresses(), ElementsAre("127.0.0.1:50052", "127.0.0.1:50062"));
   EXPECT_FALSE(spec.early_stop());
+  EXPECT_DOUBLE_EQ(spec.max_send_lag_p99_us(), 20000);
   EXPECT_EQ(spec.threshold_type(), mstperf::v1::THRESHOLD_TYPE_RELATIVE);
   EXPECT_EQ(spec.cooldown_s(), 5);
   EXPECT_EQ(spec.slo().percentile(), 95);
@@ -331,6 +333,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"loadgen_addresses", "LOADGEN_ADDRESSES=a:1,,b:2\n",
                 {"line 4", "LOADGEN_ADDRESSES"}},
         BadCase{"early_stop", "EARLY_STOP=maybe\n", {"line 4", "EARLY_STOP", "true or false"}},
+        BadCase{"max_send_lag", "MAX_SEND_LAG_MS=0\n", {"line 4", "MAX_SEND_LAG_MS", "milliseconds > 0"}},
         BadCase{"slo_percentile", "SLO_PERCENTILE=0\n", {"line 4", "SLO_PERCENTILE"}},
         BadCase{"slo_ttft", "SLO_TTFT_MS=-3\n", {"line 4", "SLO_TTFT_MS"}},
         BadCase{"slo_error_rate", "SLO_ERROR_RATE=200\n", {"line 4", "SLO_ERROR_RATE"}},
