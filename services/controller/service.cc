@@ -182,6 +182,15 @@ ControllerService::Entry* ControllerService::Find(const std::string& id) {
   return it == entries_.end() ? nullptr : it->second.get();
 }
 
+absl::StatusOr<ControllerService::Entry*> ControllerService::FindRequested(const std::string& id) {
+  MSTPERF_RETURN_IF_ERROR(ValidateExperimentId("experiment_id", id));
+  Entry* entry = Find(id);
+  if (entry == nullptr) {
+    return absl::NotFoundError(absl::StrCat("experiment_id: no experiment \"", id, "\""));
+  }
+  return entry;
+}
+
 void ControllerService::Publish(Entry* entry, v1::ExperimentEvent event) {
   event.set_time_unix_us(NowUs());
   *event.mutable_experiment() = entry->experiment;
@@ -568,15 +577,10 @@ grpc::Status ControllerService::StartExperiment(grpc::ServerContext*,
 grpc::Status ControllerService::GetExperiment(grpc::ServerContext*,
                                               const v1::GetExperimentRequest* request,
                                               v1::Experiment* response) {
-  if (absl::Status s = ValidateExperimentId("experiment_id", request->experiment_id()); !s.ok()) {
-    return ToGrpcStatus(s);
-  }
   absl::MutexLock lock(&mu_);
-  Entry* entry = Find(request->experiment_id());
-  if (entry == nullptr) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("experiment_id: no experiment \"", request->experiment_id(), "\""));
-  }
+  absl::StatusOr<Entry*> found = FindRequested(request->experiment_id());
+  if (!found.ok()) return ToGrpcStatus(found.status());
+  Entry* entry = *found;
   *response = entry->experiment;
   return grpc::Status::OK;
 }
@@ -598,19 +602,14 @@ grpc::Status ControllerService::ListExperiments(grpc::ServerContext*,
 grpc::Status ControllerService::WatchExperiment(grpc::ServerContext* ctx,
                                                 const v1::WatchExperimentRequest* request,
                                                 grpc::ServerWriter<v1::ExperimentEvent>* writer) {
-  if (absl::Status s = ValidateExperimentId("experiment_id", request->experiment_id()); !s.ok()) {
-    return ToGrpcStatus(s);
-  }
   uint64_t next = 0;
   Entry* entry = nullptr;
   v1::ExperimentEvent snapshot;
   {
     absl::MutexLock lock(&mu_);
-    entry = Find(request->experiment_id());
-    if (entry == nullptr) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("experiment_id: no experiment \"", request->experiment_id(), "\""));
-    }
+    absl::StatusOr<Entry*> found = FindRequested(request->experiment_id());
+    if (!found.ok()) return ToGrpcStatus(found.status());
+    entry = *found;
     snapshot.set_kind(v1::ExperimentEvent::KIND_SNAPSHOT);
     snapshot.set_time_unix_us(NowUs());
     snapshot.set_pair_index(entry->experiment.current_pair());
@@ -658,15 +657,10 @@ grpc::Status ControllerService::WatchExperiment(grpc::ServerContext* ctx,
 grpc::Status ControllerService::CancelExperiment(grpc::ServerContext*,
                                                  const v1::CancelExperimentRequest* request,
                                                  v1::Experiment* response) {
-  if (absl::Status s = ValidateExperimentId("experiment_id", request->experiment_id()); !s.ok()) {
-    return ToGrpcStatus(s);
-  }
   absl::MutexLock lock(&mu_);
-  Entry* entry = Find(request->experiment_id());
-  if (entry == nullptr) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("experiment_id: no experiment \"", request->experiment_id(), "\""));
-  }
+  absl::StatusOr<Entry*> found = FindRequested(request->experiment_id());
+  if (!found.ok()) return ToGrpcStatus(found.status());
+  Entry* entry = *found;
   v1::Experiment& e = entry->experiment;
   if (e.state() == v1::EXPERIMENT_STATE_PENDING &&
       std::find(queue_.begin(), queue_.end(), e.id()) != queue_.end()) {

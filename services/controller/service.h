@@ -14,6 +14,7 @@
 #include <prometheus/registry.h>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "mstperf/v1/controller.grpc.pb.h"
 #include "services/controller/results.h"
@@ -79,6 +80,8 @@ class ControllerService final : public v1::SearchController::Service {
   bool RunPair(const std::string& id, int pair_index);
 
   Entry* Find(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The experiment an RPC names: INVALID_ARGUMENT for a malformed id, NOT_FOUND for an unknown one.
+  absl::StatusOr<Entry*> FindRequested(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Publish(Entry* entry, v1::ExperimentEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SaveLocked(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateStateGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
