@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <curl/curl.h>
@@ -82,7 +83,10 @@ struct Runner::Request {
   int64_t first_token_ns = 0;
   int64_t last_byte_ns = 0;
   std::string body;
-  curl_slist* headers = nullptr;
+  // The request's header list: copies of the loop's base nodes plus the index header, built
+  // once per easy handle and rewritten in place (no allocation per request). curl only reads it.
+  std::vector<curl_slist> header_nodes;
+  char index_header[48] = {};
   SseParser parser;
   TokenCounter counter;
   RequestResult result;
@@ -111,10 +115,7 @@ class Runner::Loop {
     for (Request* r : in_flight_) {
       curl_multi_remove_handle(multi_, r->easy);
     }
-    for (auto& r : all_) {
-      curl_easy_cleanup(r->easy);
-      curl_slist_free_all(r->headers);
-    }
+    for (auto& r : all_) curl_easy_cleanup(r->easy);
     if (multi_) curl_multi_cleanup(multi_);
     for (int fd : {epoll_fd_, send_timer_, curl_timer_, sweep_timer_}) {
       if (fd >= 0) close(fd);
@@ -221,6 +222,9 @@ class Runner::Loop {
   // One epoll_wait and the work it wakes.
   void Poll(int timeout_ms) {
     epoll_event events[256];
+    // curl asked for an immediate timeout action (it does after every add_handle): do not
+    // block, it is handled below.
+    if (curl_due_ns_ == 0) timeout_ms = 0;
     int n = epoll_wait(epoll_fd_, events, 256, timeout_ms);
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
@@ -229,8 +233,8 @@ class Runner::Loop {
         SendDue();
       } else if (fd == curl_timer_) {
         Drain(fd);
-        int running;
-        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+        curl_armed_ns_ = INT64_MAX;
+        CurlTimeout(NowNs());
       } else if (fd == sweep_timer_) {
         Drain(fd);
         Sweep();
@@ -247,7 +251,22 @@ class Runner::Loop {
       // A send that fell due while other events were handled goes out now, not after them.
       if ((i & 7) == 7) SendDue();
     }
+    if (curl_due_ns_ == 0) CurlTimeout(0);
     ReadDone();
+  }
+
+  // curl's timeout, if due at `now` (0: only an immediate one); otherwise the timerfd is armed
+  // for it.
+  void CurlTimeout(int64_t now) {
+    if (curl_due_ns_ <= now) {
+      curl_due_ns_ = INT64_MAX;
+      int running;
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    if (curl_due_ns_ != INT64_MAX && curl_due_ns_ != 0 && curl_armed_ns_ == INT64_MAX) {
+      ArmAt(curl_timer_, curl_due_ns_);
+      curl_armed_ns_ = curl_due_ns_;
+    }
   }
 
   Request* Acquire() {
@@ -277,11 +296,9 @@ class Runner::Loop {
   }
 
   void Release(Request* r) {
-    curl_slist_free_all(r->headers);
-    r->headers = nullptr;
     r->body.clear();
     r->body.shrink_to_fit();
-    r->parser = SseParser();
+    r->parser.Reset();
     r->counter = TokenCounter();
     r->result = RequestResult();
     r->first_byte_ns = r->first_token_ns = r->last_byte_ns = r->sent_ns = 0;
@@ -315,16 +332,28 @@ class Runner::Loop {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.data());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(r->body.size()));
     if (opts_.index_header) {
-      for (curl_slist* h = base_headers_; h != nullptr; h = h->next) {
-        r->headers = curl_slist_append(r->headers, h->data);
+      if (r->header_nodes.empty()) {
+        for (curl_slist* h = base_headers_; h != nullptr; h = h->next) {
+          r->header_nodes.push_back(curl_slist{h->data, nullptr});
+        }
+        r->header_nodes.push_back(curl_slist{r->index_header, nullptr});
+        for (size_t i = 0; i + 1 < r->header_nodes.size(); ++i) {
+          r->header_nodes[i].next = &r->header_nodes[i + 1];
+        }
       }
-      r->headers = curl_slist_append(
-          r->headers, absl::StrCat("X-Mstperf-Request: ", next_.index).c_str());
-      curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+      std::snprintf(r->index_header, sizeof(r->index_header), "X-Mstperf-Request: %llu",
+                    static_cast<unsigned long long>(next_.index));
+      curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->header_nodes.data());
     } else {
       curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_);
     }
     r->result.index = next_.index;
+    if (opts_.record_chunks) {
+      // One allocation per vector instead of a doubling series (a chunk carries >= 1 token).
+      const size_t expected = std::min<uint32_t>(next_.output_tokens, 4096) + 1;
+      r->result.chunk_offset_us.reserve(expected);
+      r->result.chunk_tokens.reserve(expected);
+    }
     r->result.requested_input_tokens = next_.input_tokens;
     r->result.requested_output_tokens = next_.output_tokens;
     r->result.scheduled_unix_us = runner_->ToUnixUs(r->scheduled_ns);
@@ -647,12 +676,25 @@ class Runner::Loop {
     return close(fd);
   }
 
+  // Called several times per request (each add/remove and socket action may move curl's
+  // earliest timeout). A timerfd_settime per call cost more than the rest of the timer logic,
+  // so the timerfd is only re-armed when the new deadline is earlier than the armed one; a
+  // firing before the current deadline re-arms it (CurlTimeout). An immediate timeout (0) is
+  // handled at the end of the loop turn without the timerfd; a cancelled one (-1) just leaves
+  // a possible early wake-up.
   static int OnTimer(CURLM*, long timeout_ms, void* userp) {
     auto* loop = static_cast<Loop*>(userp);
     if (timeout_ms < 0) {
-      Disarm(loop->curl_timer_);
+      loop->curl_due_ns_ = INT64_MAX;
+    } else if (timeout_ms == 0) {
+      loop->curl_due_ns_ = 0;
     } else {
-      ArmAt(loop->curl_timer_, NowNs() + timeout_ms * 1'000'000LL);
+      const int64_t due = NowNs() + timeout_ms * 1'000'000LL;
+      loop->curl_due_ns_ = due;
+      if (due < loop->curl_armed_ns_) {
+        ArmAt(loop->curl_timer_, due);
+        loop->curl_armed_ns_ = due;
+      }
     }
     return 0;
   }
@@ -669,6 +711,10 @@ class Runner::Loop {
   std::vector<Request*> in_flight_;
   Request* prepared_ = nullptr;
   size_t open_sockets_ = 0;
+  // curl's wanted timeout (CLOCK_MONOTONIC ns; 0: now; INT64_MAX: none) and what the timerfd
+  // is armed for (INT64_MAX: not armed).
+  int64_t curl_due_ns_ = INT64_MAX;
+  int64_t curl_armed_ns_ = INT64_MAX;
   Schedule* schedule_ = nullptr;
   ScheduledRequest next_;
   bool have_next_ = false;

@@ -19,33 +19,45 @@ void SseParser::Feed(std::string_view bytes, Callback on_event) {
     if (bytes[0] == '\n') pos = 1;
     skip_lf_ = false;
   }
+  const char* const base = bytes.data();
+  const char* const stop = base + bytes.size();
+  // The next '\r' of the piece, searched once and again only after it is passed: most streams
+  // have none, so a line end is one memchr for '\n'.
+  const char* next_cr = static_cast<const char*>(std::memchr(base + pos, '\r', stop - base - pos));
   while (pos < bytes.size()) {
-    // Find the end of the line: '\n' or '\r' (memchr for '\n' is the common, fast case).
-    const char* begin = bytes.data() + pos;
-    const size_t left = bytes.size() - pos;
-    const char* nl = static_cast<const char*>(std::memchr(begin, '\n', left));
-    const char* cr = static_cast<const char*>(std::memchr(begin, '\r', nl ? nl - begin : left));
-    const char* end = cr ? cr : nl;
+    const char* begin = base + pos;
+    if (next_cr != nullptr && next_cr < begin) {
+      next_cr = static_cast<const char*>(std::memchr(begin, '\r', stop - begin));
+    }
+    const char* limit = next_cr != nullptr ? next_cr : stop;
+    const char* end = static_cast<const char*>(std::memchr(begin, '\n', limit - begin));
+    const bool is_cr = end == nullptr && next_cr != nullptr;
+    if (is_cr) end = next_cr;
     if (end == nullptr) {
-      partial_.append(begin, left);
-      return;
+      partial_.append(begin, stop - begin);
+      break;
     }
     std::string_view line(begin, end - begin);
     if (!partial_.empty()) {
       partial_.append(line);
-      Line(partial_, on_event);
+      Line(partial_, /*in_piece=*/false, on_event);
       partial_.clear();
     } else {
-      Line(line, on_event);
+      Line(line, /*in_piece=*/true, on_event);
     }
-    pos = end - bytes.data() + 1;
-    if (end == cr) {
+    pos = end - base + 1;
+    if (is_cr) {
       if (pos < bytes.size()) {
         if (bytes[pos] == '\n') ++pos;
       } else {
         skip_lf_ = true;
       }
     }
+  }
+  // The piece's bytes go away: keep an event still being assembled.
+  if (data_is_view_) {
+    data_.assign(data_view_);
+    data_is_view_ = false;
   }
 }
 
@@ -54,32 +66,56 @@ bool SseParser::Finish(Callback on_event) {
   if (!partial_.empty()) {
     std::string line;
     line.swap(partial_);
-    Line(line, on_event);
+    Line(line, /*in_piece=*/false, on_event);
   }
   Dispatch(on_event);
   return pending;
 }
 
-void SseParser::Line(std::string_view line, Callback on_event) {
+void SseParser::Reset() {
+  partial_.clear();
+  data_.clear();
+  data_view_ = {};
+  data_is_view_ = false;
+  event_.clear();
+  has_data_ = false;
+  skip_lf_ = false;
+  events_ = 0;
+}
+
+void SseParser::Line(std::string_view line, bool in_piece, Callback on_event) {
   if (line.empty()) {
     Dispatch(on_event);
     return;
   }
   if (line[0] == ':') return;  // comment / keep-alive
   std::string_view field = line, value;
-  if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+  if (line.size() >= 5 && std::memcmp(line.data(), "data:", 5) == 0) {  // the common line
+    field = line.substr(0, 4);
+    value = line.substr(5);
+    if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
+  } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
     field = line.substr(0, colon);
     value = line.substr(colon + 1);
     if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
   }
   if (field == "data") {
-    if (has_data_) {
-      data_.push_back('\n');
-      data_.append(value);
-    } else {
-      data_.assign(value);
+    if (!has_data_) {
       has_data_ = true;
+      if (in_piece) {
+        data_view_ = value;
+        data_is_view_ = true;
+      } else {
+        data_.assign(value);
+      }
+      return;
     }
+    if (data_is_view_) {
+      data_.assign(data_view_);
+      data_is_view_ = false;
+    }
+    data_.push_back('\n');
+    data_.append(value);
   } else if (field == "event") {
     event_.assign(value);
   }
@@ -88,9 +124,10 @@ void SseParser::Line(std::string_view line, Callback on_event) {
 void SseParser::Dispatch(Callback on_event) {
   if (has_data_) {
     ++events_;
-    on_event(SseEvent{event_, data_});
+    on_event(SseEvent{event_, data_is_view_ ? data_view_ : std::string_view(data_)});
   }
   has_data_ = false;
+  data_is_view_ = false;
   data_.clear();
   event_.clear();
 }

@@ -31,14 +31,24 @@ class SseParser {
   // right after its last data line). Returns true when a partial line or event was pending.
   bool Finish(Callback on_event);
 
+  // Back to the state of a new stream, keeping the buffers' capacity (a parser is reused for
+  // many requests).
+  void Reset();
+
   uint64_t events() const { return events_; }
 
  private:
-  void Line(std::string_view line, Callback on_event);
+  // `in_piece`: the line points into the bytes of the current Feed (not into partial_), so a
+  // single-line event's data can be passed on without a copy.
+  void Line(std::string_view line, bool in_piece, Callback on_event);
   void Dispatch(Callback on_event);
 
   std::string partial_;  // the unfinished line carried over from the previous Feed
+  // The data being assembled: a view into the current piece while it is one line of it (the
+  // common case, no copy), else (several lines, or a piece ended before the blank line) data_.
   std::string data_;
+  std::string_view data_view_;
+  bool data_is_view_ = false;
   std::string event_;
   bool has_data_ = false;
   bool skip_lf_ = false;  // previous piece ended in '\r': a leading '\n' belongs to it
