@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -35,6 +36,7 @@ ABSL_FLAG(int, out_tokens, 128, "max_tokens sent (the static target ignores it)"
 ABSL_FLAG(int, concurrency, 64, "closed: requests kept in flight");
 ABSL_FLAG(std::string, body_file, "", "parse: the SSE body to parse");
 ABSL_FLAG(bool, runner_only, false, "closed: skip the bare loop");
+ABSL_FLAG(int, rounds, 1, "closed: bare/runner pairs, alternated");
 ABSL_FLAG(bool, http2, false, "closed/memory: HTTP/2 (prior knowledge in clear)");
 ABSL_FLAG(std::string, arrival, "constant", "open: constant or poisson");
 
@@ -125,8 +127,13 @@ Schedule Endless() {
   return *Schedule::Create(s);
 }
 
+struct Closed {
+  double req_per_s = 0;
+  double cpu_us_per_req = 0;  // CPU time of the process per completed request
+};
+
 // The runner in closed loop: every response fully parsed, timed and recorded.
-void ClosedRunner() {
+Closed ClosedRunner() {
   RunOptions o = BenchOptions();
   o.closed_loop_concurrency = absl::GetFlag(FLAGS_concurrency);
   o.closed_loop_for = absl::Seconds(absl::GetFlag(FLAGS_duration));
@@ -148,16 +155,18 @@ void ClosedRunner() {
                       r0.ru_stime.tv_sec) +
                      (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec -
                       r0.ru_stime.tv_usec) * 1e-6;
-  std::printf("runner     : %8.0f req/s  %10.0f token events/s  failed %llu  cpu %.0f%%  "
-              "connections %llu\n",
-              ok / wall, chunks / wall, static_cast<unsigned long long>(failed),
-              100 * cpu / wall,
+  std::printf("runner     : %8.0f req/s  %10.0f token events/s  cpu %3.0f%%  %6.1f us CPU/req  "
+              "failed %llu  connections %llu\n",
+              ok / wall, chunks / wall, 100 * cpu / wall, 1e6 * cpu / std::max<uint64_t>(ok, 1),
+              static_cast<unsigned long long>(failed),
               static_cast<unsigned long long>(runner.counters().connections_opened.load()));
   if (!first_error.empty()) std::printf("             first error: %s\n", first_error.c_str());
+  std::fflush(stdout);
+  return {ok / wall, 1e6 * cpu / std::max<uint64_t>(ok, 1)};
 }
 
 // The bare baseline: libcurl multi, closed loop, the write callback only counts events.
-void ClosedBare() {
+Closed ClosedBare() {
   const int concurrency = absl::GetFlag(FLAGS_concurrency);
   const std::string url = absl::GetFlag(FLAGS_url) + "/v1/completions";
   const std::string body = R"({"model":"static","prompt":"Text: a short prompt","max_tokens":128,"stream":true})";
@@ -209,10 +218,13 @@ void ClosedBare() {
                       r0.ru_stime.tv_sec) +
                      (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec -
                       r0.ru_stime.tv_usec) * 1e-6;
-  std::printf("bare loop  : %8.0f req/s  %10.0f events/s        cpu %.0f%%\n", done / wall,
-              ctx.events / wall, 100 * cpu / wall);
+  std::printf("bare loop  : %8.0f req/s  %10.0f       events/s  cpu %3.0f%%  %6.1f us CPU/req\n",
+              done / wall, ctx.events / wall, 100 * cpu / wall,
+              1e6 * cpu / std::max<uint64_t>(done, 1));
+  std::fflush(stdout);
   curl_multi_cleanup(multi);
   curl_slist_free_all(headers);
+  return {done / wall, 1e6 * cpu / std::max<uint64_t>(done, 1)};
 }
 
 double ThreadCpuSeconds() {
@@ -222,15 +234,18 @@ double ThreadCpuSeconds() {
 }
 
 // Events per CPU-second (not wall time: the machine is shared, CPU time is what the parser
-// costs), for three levels of work per event.
+// costs), for four levels of work per event.
 int Parse() {
   std::ifstream in(absl::GetFlag(FLAGS_body_file));
   const std::string body((std::istreambuf_iterator<char>(in)), {});
-  const char* names[] = {"SSE framing only", "SSE + field scan", "SSE + nlohmann parse"};
-  for (int level = 0; level < 3; ++level) {
+  const char* names[] = {"SSE framing only", "SSE + template scanner", "SSE + walker only",
+                         "SSE + nlohmann parse"};
+  for (int level = 0; level < 4; ++level) {
     uint64_t events = 0, tokens = 0;
     const double c0 = ThreadCpuSeconds();
     int reps = 0;
+    // Like the runner's: one per handle, kept across the requests it serves.
+    ChunkScanner scanner;
     while (ThreadCpuSeconds() - c0 < 1.0) {
       for (int k = 0; k < 50; ++k, ++reps) {
         SseParser p;
@@ -239,16 +254,23 @@ int Parse() {
         for (size_t off = 0; off < body.size(); off += 1500) {
           p.Feed(std::string_view(body).substr(off, 1500), [&](const SseEvent& e) {
             ++events;
-            if (level == 1) tokens += c.OnChunk(ScanChunk(e.data));
-            if (level == 2) tokens += c.OnChunk(ParseChunkJson(e.data));
+            if (level == 1) tokens += c.OnChunk(scanner.Scan(e.data));
+            if (level == 2) tokens += c.OnChunk(ScanChunk(e.data));
+            if (level == 3) tokens += c.OnChunk(ParseChunkJson(e.data));
           });
         }
       }
     }
     const double s = ThreadCpuSeconds() - c0;
-    std::printf("%-22s: %10.0f events per CPU-second (%.0f streams of %zu bytes, %llu tokens each)\n",
-                names[level], events / s, reps / s, body.size(),
+    std::printf("%-22s: %10.0f events per CPU-second, %.3f us per event (%.0f streams of %zu "
+                "bytes, %llu tokens each)\n",
+                names[level], events / s, 1e6 * s / events, reps / s, body.size(),
                 static_cast<unsigned long long>(tokens / reps));
+    if (level == 1) {
+      std::printf("%-22s  %llu events by the template, %llu by the walker\n", "",
+                  static_cast<unsigned long long>(scanner.fast()),
+                  static_cast<unsigned long long>(scanner.walked()));
+    }
   }
   return 0;
 }
@@ -326,8 +348,27 @@ int main(int argc, char** argv) {
   const std::string mode = args.size() > 1 ? args[1] : "";
   if (mode == "open") return mstperf::loadgen::Open();
   if (mode == "closed") {
-    if (!absl::GetFlag(FLAGS_runner_only)) mstperf::loadgen::ClosedBare();
-    mstperf::loadgen::ClosedRunner();
+    // Rounds alternate the two, so that both see the same machine; the ratios are per round.
+    std::vector<double> rate_ratio, cpu_ratio;
+    for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
+      mstperf::loadgen::Closed bare;
+      if (!absl::GetFlag(FLAGS_runner_only)) bare = mstperf::loadgen::ClosedBare();
+      const mstperf::loadgen::Closed runner = mstperf::loadgen::ClosedRunner();
+      if (bare.req_per_s > 0) {
+        rate_ratio.push_back(runner.req_per_s / bare.req_per_s);
+        cpu_ratio.push_back(bare.cpu_us_per_req / runner.cpu_us_per_req);
+        std::printf("round %d    : runner/bare %.0f%% of the completed req/s, %.0f%% by CPU per "
+                    "request\n", round + 1, 100 * rate_ratio.back(), 100 * cpu_ratio.back());
+      }
+    }
+    if (rate_ratio.size() > 1) {
+      std::sort(rate_ratio.begin(), rate_ratio.end());
+      std::sort(cpu_ratio.begin(), cpu_ratio.end());
+      std::printf("median     : runner/bare %.0f%% of the completed req/s (range %.0f-%.0f%%), "
+                  "%.0f%% by CPU per request\n",
+                  100 * rate_ratio[rate_ratio.size() / 2], 100 * rate_ratio.front(),
+                  100 * rate_ratio.back(), 100 * cpu_ratio[cpu_ratio.size() / 2]);
+    }
     return 0;
   }
   if (mode == "parse") return mstperf::loadgen::Parse();

@@ -36,13 +36,16 @@ trap cleanup EXIT INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# The static SSE body: what vLLM streams with continuous usage stats, 128 tokens.
+# The static SSE body: what vLLM streams with continuous usage stats, 128 tokens (texts of
+# different lengths, with escapes, as real text is).
 python3 - "$DIR/body.sse" <<'PY'
 import json, sys
+words = [" the", " quick", " brown", " fox", "\n", " jumps", " over", " \"lazy\"", " dog", "."]
 events = []
 for k in range(1, 129):
     events.append({"id": "cmpl-bench", "object": "text_completion", "created": 0, "model": "static",
-                   "choices": [{"index": 0, "text": " tok", "logprobs": None, "finish_reason": None}],
+                   "choices": [{"index": 0, "text": words[k % len(words)], "logprobs": None,
+                                "finish_reason": None}],
                    "usage": {"prompt_tokens": 64, "total_tokens": 64 + k, "completion_tokens": k}})
 events.append({"id": "cmpl-bench", "object": "text_completion", "created": 0, "model": "static",
                "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "length"}],

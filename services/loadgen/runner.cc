@@ -88,6 +88,9 @@ struct Runner::Request {
   std::vector<curl_slist> header_nodes;
   char index_header[48] = {};
   SseParser parser;
+  // Kept across the requests this handle serves: a server's chunks have the same shape from
+  // one request to the next, so the template fast path is warm from the first chunk.
+  ChunkScanner scanner;
   TokenCounter counter;
   RequestResult result;
   bool http_ok = false;
@@ -581,7 +584,7 @@ class Runner::Loop {
       r->abort = true;
       return;
     }
-    const ChunkInfo info = ScanChunk(ev.data);
+    const ChunkInfo info = r->scanner.Scan(ev.data);
     if (info.done) {
       r->done = true;
       return;

@@ -1,5 +1,6 @@
 #include "services/loadgen/sse.h"
 
+#include <algorithm>
 #include <cstring>
 
 #ifdef __SSE2__
@@ -146,9 +147,55 @@ inline bool Is(std::string_view key, const char (&literal)[N]) {
 }
 constexpr size_t kMaxErrorMessage = 512;
 
+using Value = ChunkScanner::Value;
+
+// The closing quote of a string whose contents start at `p`, or nullptr when the string is
+// unterminated or holds a raw control character. Escapes are skipped, not checked. Sixteen
+// bytes at a time with SSE2 where there is room (most of an event's bytes are inside strings).
+__attribute__((always_inline)) inline const char* StringEnd(const char* p, const char* end) {
+  while (true) {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i control = _mm_set1_epi8(0x1f);
+    while (end - p >= 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      const __m128i special = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+          _mm_cmpeq_epi8(_mm_max_epu8(v, control), control));  // unsigned v <= 0x1f
+      const int mask = _mm_movemask_epi8(special);
+      if (mask == 0) {
+        p += 16;
+        continue;
+      }
+      p += __builtin_ctz(static_cast<unsigned>(mask));
+      break;
+    }
+#endif
+    if (p >= end) return nullptr;
+    const unsigned char c = static_cast<unsigned char>(*p);
+    if (c == '"') return p;
+    if (c == '\\') {
+      p += 2;
+      continue;
+    }
+    if (c < 0x20) return nullptr;
+    ++p;
+  }
+}
+
+// What the walker learns about a chunk for ChunkScanner's template, besides ChunkInfo: every
+// scalar value it meets (position, kind, role) and which values set the usage numbers last.
+struct Recording {
+  std::vector<Value>* values = nullptr;
+  int completion_writer = -1;
+  int prompt_writer = -1;
+};
+
 class Scanner {
  public:
-  explicit Scanner(std::string_view s) : p_(s.data()), end_(s.data() + s.size()) {}
+  explicit Scanner(std::string_view s, Recording* rec = nullptr)
+      : base_(s.data()), p_(s.data()), end_(s.data() + s.size()), rec_(rec) {}
 
   bool Chunk(ChunkInfo* info) {
     Ws();
@@ -165,13 +212,15 @@ class Scanner {
       if (Is(key, "object")) {
         std::string_view v;
         if (Peek('"')) {
+          const char* begin = p_;
           if (!String(&v)) return false;
+          Rec(begin, Value::kString, Value::kObject);
           if (v == "error") is_error_object = true;
           return true;
         }
         return Skip(0);
       }
-      if (Is(key, "message") && Peek('"')) return String(&message);
+      if (Is(key, "message") && Peek('"')) return String(&message);  // unrecorded: a literal
       return Skip(0);
     });
     if (!ok) return false;
@@ -251,46 +300,26 @@ class Scanner {
     }
   }
 
-  // A string's raw (still escaped) contents, validated for raw control characters. Sixteen
-  // bytes at a time with SSE2 where there is room (most of an event's bytes are inside
-  // strings); a local cursor keeps the loop in registers.
+  // A string's raw (still escaped) contents, validated for raw control characters.
   __attribute__((always_inline)) bool String(std::string_view* out) {
-    const char* p = p_ + 1;  // past the opening quote
-    const char* const start = p;
-    const char* const end = end_;
-    while (true) {
-#ifdef __SSE2__
-      const __m128i quote = _mm_set1_epi8('"');
-      const __m128i backslash = _mm_set1_epi8('\\');
-      const __m128i control = _mm_set1_epi8(0x1f);
-      while (end - p >= 16) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        const __m128i special = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-            _mm_cmpeq_epi8(_mm_max_epu8(v, control), control));  // unsigned v <= 0x1f
-        const int mask = _mm_movemask_epi8(special);
-        if (mask == 0) {
-          p += 16;
-          continue;
-        }
-        p += __builtin_ctz(static_cast<unsigned>(mask));
-        break;
-      }
-#endif
-      if (p >= end) return false;
-      const unsigned char c = static_cast<unsigned char>(*p);
-      if (c == '"') {
-        *out = std::string_view(start, p - start);
-        p_ = p + 1;
-        return true;
-      }
-      if (c == '\\') {
-        p += 2;
-        continue;
-      }
-      if (c < 0x20) return false;
-      ++p;
+    const char* close = StringEnd(p_ + 1, end_);
+    if (close == nullptr) return false;
+    *out = std::string_view(p_ + 1, close - p_ - 1);
+    p_ = close + 1;
+    return true;
+  }
+
+  // Records a scalar value that ended at p_ (only when a recording is asked for).
+  __attribute__((always_inline)) void Rec(const char* begin, uint8_t kind, uint8_t role) {
+    if (rec_ != nullptr && rec_->values != nullptr) {
+      rec_->values->push_back(Value{static_cast<uint32_t>(begin - base_),
+                                    static_cast<uint32_t>(p_ - base_), kind, role, choice_,
+                                    false});
     }
+  }
+  int NextIndex() const {
+    return rec_ != nullptr && rec_->values != nullptr ? static_cast<int>(rec_->values->size())
+                                                      : -1;
   }
 
   __attribute__((always_inline)) bool Number(uint64_t* value) {
@@ -326,25 +355,39 @@ class Scanner {
   __attribute__((always_inline)) bool Skip(int depth) {
     Ws();
     if (p_ >= end_) return false;
+    const char* begin = p_;
+    bool ok;
+    uint8_t kind;
     switch (*p_) {
       case '"': {
         std::string_view s;
-        return String(&s);
+        ok = String(&s);
+        kind = Value::kString;
+        break;
       }
       case 'n':
-        return Literal("null");
+        ok = Literal("null");
+        kind = Value::kNull;
+        break;
       case 't':
-        return Literal("true");
+        ok = Literal("true");
+        kind = Value::kTrue;
+        break;
       case 'f':
-        return Literal("false");
+        ok = Literal("false");
+        kind = Value::kFalse;
+        break;
       case '{':
       case '[':
         return SkipNested(depth);
       default: {
         uint64_t v;
-        return Number(&v);
+        ok = Number(&v);
+        kind = Value::kNumber;
       }
     }
+    if (ok) Rec(begin, kind, Value::kNone);
+    return ok;
   }
 
   __attribute__((noinline)) bool SkipNested(int depth) {
@@ -355,8 +398,10 @@ class Scanner {
 
   bool NonEmptyString(bool* nonempty) {
     if (Peek('"')) {
+      const char* begin = p_;
       std::string_view s;
       if (!String(&s)) return false;
+      Rec(begin, Value::kString, Value::kText);
       *nonempty = *nonempty || !s.empty();
       return true;
     }
@@ -367,6 +412,7 @@ class Scanner {
     if (!Peek('[')) return Skip(1);
     return Array([&] {
       ++info->choices;
+      choice_ = static_cast<uint8_t>(std::min<uint32_t>(info->choices - 1, 255));
       bool content = false;
       bool ok;
       if (Peek('{')) {
@@ -380,7 +426,12 @@ class Scanner {
             });
           }
           if (Is(key, "finish_reason")) {
-            if (Peek('n')) return Literal("null");
+            if (Peek('n')) {
+              const char* begin = p_;
+              if (!Literal("null")) return false;
+              Rec(begin, Value::kNull, Value::kNone);
+              return true;
+            }
             info->finished = true;
             return Skip(2);
           }
@@ -403,16 +454,25 @@ class Scanner {
         if (!Peek('-') && (Peek('"') || Peek('{') || Peek('[') || Peek('t') || Peek('f'))) {
           has_completion = true;  // present but not a number: counts as 0, like the reference
           info->completion_tokens = 0;
+          if (rec_ != nullptr) rec_->completion_writer = -1;
           return Skip(2);
         }
+        const char* begin = p_;
+        const int index = NextIndex();
         if (!Number(&v)) return false;
+        Rec(begin, Value::kNumber, Value::kCompletion);
+        if (rec_ != nullptr) rec_->completion_writer = index;
         info->completion_tokens = static_cast<uint32_t>(v);
         has_completion = true;
         return true;
       }
       if (Is(key, "prompt_tokens") && !Peek('n')) {
         if (Peek('"') || Peek('{') || Peek('[') || Peek('t') || Peek('f')) return Skip(2);
+        const char* begin = p_;
+        const int index = NextIndex();
         if (!Number(&v)) return false;
+        Rec(begin, Value::kNumber, Value::kPrompt);
+        if (rec_ != nullptr) rec_->prompt_writer = index;
         info->prompt_tokens = static_cast<uint32_t>(v);
         return true;
       }
@@ -447,8 +507,11 @@ class Scanner {
     return Skip(1);
   }
 
+  const char* base_;
   const char* p_;
   const char* end_;
+  Recording* rec_;
+  uint8_t choice_ = 0;  // index of the choice being walked (for Value::choice)
 };
 
 bool IsDone(std::string_view data) {
@@ -471,6 +534,130 @@ ChunkInfo ScanChunk(std::string_view data) {
     return bad;
   }
   return info;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ChunkScanner: the template fast path in front of the walker.
+
+namespace {
+constexpr size_t kMaxTemplate = 16 * 1024;
+constexpr uint32_t kMaxTemplateChoices = 64;  // content flags are one bit per choice
+}  // namespace
+
+ChunkInfo ChunkScanner::Scan(std::string_view data) {
+  ChunkInfo info;
+  if (usable_ && Match(data, &info)) {
+    ++fast_;
+    return info;
+  }
+  ++walked_;
+  if (IsDone(data)) {
+    info.done = true;
+    return info;
+  }
+  scratch_.clear();
+  Recording rec;
+  rec.values = data.size() <= kMaxTemplate ? &scratch_ : nullptr;
+  if (!Scanner(data, &rec).Chunk(&info)) {
+    ChunkInfo bad;
+    bad.malformed = true;
+    return bad;
+  }
+  // Error chunks end the stream; they never become the template.
+  if (rec.values != nullptr && !info.error && info.choices <= kMaxTemplateChoices) {
+    Learn(data, info, rec.completion_writer, rec.prompt_writer);
+  }
+  return info;
+}
+
+bool ChunkScanner::Match(std::string_view data, ChunkInfo* out) const {
+  const char* c = data.data();
+  const char* const end = c + data.size();
+  const char* const t = template_.data();
+  size_t tpos = 0;
+  uint64_t content = frozen_content_;
+  uint32_t completion = base_.completion_tokens;
+  uint32_t prompt = base_.prompt_tokens;
+  for (const uint32_t index : thawed_) {
+    const Value& v = values_[index];
+    // The bytes up to this value are the template's (keys, punctuation, frozen values).
+    const size_t len = v.begin - tpos;
+    if (static_cast<size_t>(end - c) < len || std::memcmp(c, t + tpos, len) != 0) return false;
+    c += len;
+    tpos = v.end;
+    if (v.kind == Value::kString) {
+      if (c >= end || *c != '"') return false;
+      const char* close = StringEnd(c + 1, end);
+      if (close == nullptr) return false;
+      if (v.role == Value::kText) {
+        if (close > c + 1) content |= uint64_t{1} << v.choice;
+      } else if (v.role == Value::kObject) {
+        // {"object": "error", ...} is an error chunk: the walker's business.
+        if (close - c - 1 == 5 && std::memcmp(c + 1, "error", 5) == 0) return false;
+      }
+      c = close + 1;
+    } else {  // kNumber: only an unsigned integer without leading zeros is taken
+      const char* start = c;
+      uint64_t n = 0;
+      while (c < end && *c >= '0' && *c <= '9') n = n * 10 + static_cast<uint64_t>(*c++ - '0');
+      if (c == start || (*start == '0' && c - start > 1)) return false;
+      if (static_cast<int>(index) == completion_writer_) {
+        completion = static_cast<uint32_t>(n);
+      } else if (static_cast<int>(index) == prompt_writer_) {
+        prompt = static_cast<uint32_t>(n);
+      }
+    }
+  }
+  const size_t len = template_.size() - tpos;
+  if (static_cast<size_t>(end - c) != len || std::memcmp(c, t + tpos, len) != 0) return false;
+  *out = base_;
+  out->content_deltas = static_cast<uint32_t>(__builtin_popcountll(content));
+  out->completion_tokens = completion;
+  out->prompt_tokens = prompt;
+  return true;
+}
+
+void ChunkScanner::Learn(std::string_view data, const ChunkInfo& info, int completion_writer,
+                         int prompt_writer) {
+  // Same structure as the template (same values in kind and role, the same bytes between
+  // them)? Then the values that differ join the thawed ones; otherwise start afresh.
+  bool same = usable_ && scratch_.size() == values_.size();
+  size_t tpos = 0, dpos = 0;
+  for (size_t i = 0; same && i < values_.size(); ++i) {
+    const Value& a = values_[i];
+    const Value& b = scratch_[i];
+    const size_t gap = a.begin - tpos;
+    same = a.kind == b.kind && a.role == b.role && a.choice == b.choice &&
+           b.begin - dpos == gap && std::memcmp(template_.data() + tpos, data.data() + dpos, gap) == 0;
+    tpos = a.end;
+    dpos = b.end;
+  }
+  same = same && template_.size() - tpos == data.size() - dpos &&
+         std::memcmp(template_.data() + tpos, data.data() + dpos, data.size() - dpos) == 0;
+  if (same) {
+    for (size_t i = 0; i < values_.size(); ++i) {
+      const Value& a = values_[i];
+      Value& b = scratch_[i];
+      b.thawed = a.thawed || a.end - a.begin != b.end - b.begin ||
+                 std::memcmp(template_.data() + a.begin, data.data() + b.begin, a.end - a.begin) != 0;
+    }
+  }
+  template_.assign(data);
+  values_.swap(scratch_);
+  base_ = info;
+  thawed_.clear();
+  frozen_content_ = 0;
+  for (size_t i = 0; i < values_.size(); ++i) {
+    const Value& v = values_[i];
+    if (v.thawed) {
+      thawed_.push_back(static_cast<uint32_t>(i));
+    } else if (v.role == Value::kText && v.end - v.begin > 2) {
+      frozen_content_ |= uint64_t{1} << v.choice;
+    }
+  }
+  completion_writer_ = completion_writer >= 0 && values_[completion_writer].thawed ? completion_writer : -1;
+  prompt_writer_ = prompt_writer >= 0 && values_[prompt_writer].thawed ? prompt_writer : -1;
+  usable_ = true;
 }
 
 ChunkInfo ParseChunkJson(std::string_view data) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 
@@ -76,6 +77,56 @@ struct ChunkInfo {
 // the JSON structure and reading only the fields above; strings are skipped with their escapes,
 // so field names inside generated text never confuse it.
 ChunkInfo ScanChunk(std::string_view data);
+
+// ScanChunk for the chunks of one stream, much cheaper for the common case. Consecutive chunks
+// of a server share their shape byte for byte except in a few values (the text, the usage
+// counts; the id from one request to the next). The scanner keeps the last chunk the walker
+// (ScanChunk) accepted as a template: its bytes and the position, kind and role of every scalar
+// value, with the values seen to change marked "thawed". A new chunk is accepted by the fast
+// path only when it is the template's bytes exactly, except that each thawed value is replaced
+// by a value of the same kind (a complete JSON string, or an unsigned integer without leading
+// zeros). Such a chunk is valid JSON with the template's structure and keys, so its ChunkInfo
+// is the template's with the thawed values' contributions (content, usage numbers) recomputed.
+// Anything else (a new shape, a value of another kind, whitespace moved, truncation, a string
+// value that now says "error" where the template had "object") goes to the walker, which then
+// updates the template. The results are always exactly ScanChunk's (tested on every shape).
+// Pure; memory: one chunk's bytes and its values (none kept for chunks above 16 KiB).
+class ChunkScanner {
+ public:
+  ChunkInfo Scan(std::string_view data);
+
+  // Chunks answered by the template, and by the walker.
+  uint64_t fast() const { return fast_; }
+  uint64_t walked() const { return walked_; }
+
+  // One scalar value of the template (public for the walker in sse.cc).
+  struct Value {
+    enum Kind : uint8_t { kString, kNumber, kNull, kTrue, kFalse };
+    enum Role : uint8_t { kNone, kText, kCompletion, kPrompt, kObject };
+    uint32_t begin, end;  // byte range, quotes included
+    uint8_t kind;
+    uint8_t role;
+    uint8_t choice;  // the choice a kText value belongs to
+    bool thawed;
+  };
+
+ private:
+  bool Match(std::string_view data, ChunkInfo* info) const;
+  void Learn(std::string_view data, const ChunkInfo& info, int completion_writer,
+             int prompt_writer);
+
+  bool usable_ = false;
+  std::string template_;
+  std::vector<Value> values_;
+  std::vector<Value> scratch_;
+  std::vector<uint32_t> thawed_;  // indices into values_, in order
+  ChunkInfo base_;
+  uint64_t frozen_content_ = 0;  // choices whose content is non-empty in a frozen value
+  int completion_writer_ = -1;   // the value that sets completion_tokens (-1: not a thawed one)
+  int prompt_writer_ = -1;
+  uint64_t fast_ = 0;
+  uint64_t walked_ = 0;
+};
 
 // The same with a full nlohmann::json parse: the reference the scanner is tested (and
 // benchmarked) against.

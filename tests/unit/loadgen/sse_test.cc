@@ -170,6 +170,159 @@ TEST(ChunkScanTest, AgreesOnRandomlyGeneratedChunks) {
   }
 }
 
+// ChunkScanner must give exactly ScanChunk's answer for every chunk of every stream, whether
+// its template fast path or the walker answers.
+void ExpectSameAsWalker(ChunkScanner& scanner, const std::string& chunk) {
+  ASSERT_EQ(scanner.Scan(chunk), ScanChunk(chunk)) << chunk;
+}
+
+std::string VllmChunk(const std::string& id, const std::string& text, int k,
+                      const char* finish = "null") {
+  return R"({"id":")" + id + R"(","object":"text_completion","created":1732,"model":"m","choices":[{"index":0,"text":")" +
+         text + R"(","logprobs":null,"finish_reason":)" + finish +
+         R"(,"stop_reason":null}],"usage":{"prompt_tokens":12,"total_tokens":)" +
+         std::to_string(12 + k) + R"(,"completion_tokens":)" + std::to_string(k) + "}}";
+}
+
+TEST(ChunkScannerTest, TakesTheFastPathOnAStreamAndAgrees) {
+  ChunkScanner s;
+  const std::vector<std::string> words = {" the", " a", "\\n", " \\\"q\\\"", " \\u00e9", "", " longer words"};
+  for (int req = 0; req < 3; ++req) {
+    const std::string id = "cmpl-" + std::to_string(1000 + req);
+    for (int k = 1; k <= 40; ++k) ExpectSameAsWalker(s, VllmChunk(id, words[k % words.size()], k));
+    ExpectSameAsWalker(s, VllmChunk(id, "", 40, R"("length")"));
+    ExpectSameAsWalker(s, R"({"id":")" + id + R"(","object":"text_completion","created":1732,"model":"m","choices":[],"usage":{"prompt_tokens":12,"total_tokens":52,"completion_tokens":40}})");
+    ExpectSameAsWalker(s, "[DONE]");
+  }
+  // The walker learns the shape in a few chunks per request; the rest is the fast path.
+  EXPECT_GT(s.fast(), 100u);
+  EXPECT_LT(s.walked(), 25u);
+  ChunkInfo multi = s.Scan(VllmChunk("cmpl-1002", " two tokens", 45));
+  EXPECT_EQ(multi.completion_tokens, 45u);
+  EXPECT_EQ(multi.content_deltas, 1u);
+  EXPECT_EQ(multi.prompt_tokens, 12u);
+}
+
+TEST(ChunkScannerTest, TrickyValuesInAKnownShape) {
+  ChunkScanner s;
+  for (int k = 1; k <= 4; ++k) ExpectSameAsWalker(s, VllmChunk("c", " w" + std::to_string(k), k));
+  const std::vector<std::string> tricky = {
+      // key names and escaped quotes inside the text: still only the text
+      VllmChunk("c", R"(\"usage\":{\"completion_tokens\":99},\"choices\":[])", 5),
+      VllmChunk("c", R"(\\)", 6),  // a text that is one backslash
+      VllmChunk("c", R"(\\\")", 7),
+      VllmChunk("c", R"(\u00e9\ud83d\ude00 \/ \b\f\r\t)", 8),
+      // an unescaped quote: a different structure (here still valid JSON) is the walker's
+      R"({"id":"c","object":"text_completion","created":1732,"model":"m","choices":[{"index":0,"text":"a","usage":{"completion_tokens":99},"x":"","logprobs":null,"finish_reason":null,"stop_reason":null}],"usage":{"prompt_tokens":12,"total_tokens":21,"completion_tokens":9}})",
+      // a value of another kind, or a number the fast path does not take
+      VllmChunk("c", " x", 9).replace(VllmChunk("c", " x", 9).find("\"completion_tokens\":9"), 21, "\"completion_tokens\":9.5"),
+      VllmChunk("c", " x", 9).replace(VllmChunk("c", " x", 9).find("\"completion_tokens\":9"), 21, "\"completion_tokens\":-9"),
+      VllmChunk("c", " x", 9).replace(VllmChunk("c", " x", 9).find("\"completion_tokens\":9"), 21, "\"completion_tokens\":09"),
+      VllmChunk("c", " x", 9).replace(VllmChunk("c", " x", 9).find("\"completion_tokens\":9"), 21, "\"completion_tokens\":\"9\""),
+      VllmChunk("c", " x", 9).replace(VllmChunk("c", " x", 9).find("\"completion_tokens\":9"), 21, "\"completion_tokens\":null"),
+      VllmChunk("c", " x", 10),
+      VllmChunk("c", " x", 11, R"("stop")"),
+      VllmChunk("c", " x", 12, R"({"nested":{"text":"y","usage":{"completion_tokens":1}}})"),
+      VllmChunk("c", " x", 13),
+      // whitespace moved
+      R"({ "id":"c","object":"text_completion","created":1732,"model":"m","choices":[{"index":0,"text":" y","logprobs":null,"finish_reason":null,"stop_reason":null}],"usage":{"prompt_tokens":12,"total_tokens":26,"completion_tokens":14}})",
+      VllmChunk("c", " x", 15) + " ",
+      // the object turns into an error object of the same shape
+      R"({"id":"c","object":"error","created":1732,"model":"m","choices":[{"index":0,"text":" y","logprobs":null,"finish_reason":null,"stop_reason":null}],"usage":{"prompt_tokens":12,"total_tokens":26,"completion_tokens":16}})",
+      R"({"id":"c","object":"text_completion","created":1732,"model":"m","choices":[{"index":0,"text":" y","logprobs":null,"finish_reason":null,"stop_reason":null}],"usage":{"prompt_tokens":12,"total_tokens":26,"completion_tokens":17}})",
+      R"({"id":"c","object":"error","created":1732,"model":"m","choices":[{"index":0,"text":" y","logprobs":null,"finish_reason":null,"stop_reason":null}],"usage":{"prompt_tokens":12,"total_tokens":26,"completion_tokens":16}})",
+      // a raw control character in the text, and the id holding a key name
+      VllmChunk("c", "a\tb", 18),
+      VllmChunk("choices", " x", 19),
+      VllmChunk("usage", "", 20),
+      VllmChunk("c", " x", 4294967297LL % 100000),
+  };
+  for (const std::string& c : tricky) ExpectSameAsWalker(s, c);
+  // Every truncation of a chunk of the known shape is malformed, as for the walker.
+  const std::string full = VllmChunk("c", " last", 21);
+  ExpectSameAsWalker(s, full);
+  for (size_t len = 0; len < full.size(); ++len) {
+    ExpectSameAsWalker(s, full.substr(0, len));
+    ASSERT_TRUE(s.Scan(full.substr(0, len)).malformed) << len;
+  }
+  ChunkInfo e = s.Scan(tricky[16]);
+  EXPECT_TRUE(e.error);
+  // Once "object" is seen to change it is a thawed value: an "error" there is still an error.
+  auto with_object = [](const std::string& object, int k) {
+    std::string c = VllmChunk("c", " x", k);
+    return c.replace(c.find("text_completion"), 15, object);
+  };
+  ExpectSameAsWalker(s, with_object("text_completion", 30));
+  ExpectSameAsWalker(s, with_object("chat.completion", 31));
+  ExpectSameAsWalker(s, with_object("text_completion", 32));
+  const uint64_t fast = s.fast();
+  ExpectSameAsWalker(s, with_object("something_else", 33));
+  EXPECT_EQ(s.fast(), fast + 1);  // a thawed value indeed
+  ExpectSameAsWalker(s, with_object("error", 34));
+  EXPECT_TRUE(s.Scan(with_object("error", 34)).error);
+}
+
+TEST(ChunkScannerTest, ChatStreamsAndShapeChanges) {
+  ChunkScanner s;
+  auto chat = [](const std::string& delta, const char* finish = "null") {
+    return R"({"id":"chatcmpl-9","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":)" +
+           delta + R"(,"logprobs":null,"finish_reason":)" + finish + "}]}";
+  };
+  ExpectSameAsWalker(s, chat(R"({"role":"assistant","content":""})"));
+  for (int k = 0; k < 30; ++k) {
+    ExpectSameAsWalker(s, chat(R"({"content":")" + std::string(k % 4, 'x') + R"("})"));
+    if (k % 7 == 3) ExpectSameAsWalker(s, chat(R"({"reasoning_content":"hmm"})"));
+    if (k % 11 == 5) ExpectSameAsWalker(s, ": not json at all");
+  }
+  ExpectSameAsWalker(s, chat("{}", R"("stop")"));
+  // Two choices, each of them changing.
+  for (int k = 0; k < 20; ++k) {
+    ExpectSameAsWalker(s, R"({"choices":[{"text":")" + std::string(k % 2, 'a') + R"("},{"text":")" +
+                              std::string(k % 3, 'b') + R"("}]})");
+  }
+  for (const std::string& c : kChunks) ExpectSameAsWalker(s, c);
+  EXPECT_GT(s.fast(), 10u);
+}
+
+// Random byte edits of known chunks: whatever the fast path accepts must be what the walker
+// says (the walker also learns the valid mutants, so the template keeps changing).
+TEST(ChunkScannerTest, AgreesWithTheWalkerOnRandomMutations) {
+  std::mt19937 rng(11);
+  const std::string alphabet = "\"\\{}[],: 0123456789aeflnrstu-.\t";
+  ChunkScanner s;
+  uint64_t valid = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string c = VllmChunk(rng() % 2 ? "c" : "d", std::string(rng() % 4, 'x'), 1 + rng() % 300);
+    if (rng() % 3 == 0) {
+      for (unsigned edits = 1 + rng() % 2; edits > 0; --edits) {
+        const size_t at = rng() % c.size();
+        switch (rng() % 3) {
+          case 0: c[at] = alphabet[rng() % alphabet.size()]; break;
+          case 1: c.insert(c.begin() + at, alphabet[rng() % alphabet.size()]); break;
+          default: c.erase(at, 1);
+        }
+      }
+    }
+    const ChunkInfo want = ScanChunk(c);
+    valid += !want.malformed;
+    ASSERT_EQ(s.Scan(c), want) << c;
+  }
+  EXPECT_GT(s.fast(), 5000u);
+  EXPECT_GT(valid, 14000u);
+}
+
+TEST(SseParserTest, ResetStartsANewStream) {
+  SseParser p;
+  std::vector<std::string> got;
+  auto cb = [&](const SseEvent& e) { got.emplace_back(e.data); };
+  p.Feed("data: half", cb);
+  p.Reset();
+  p.Feed("data: {\"a\":1}\n", cb);
+  p.Feed("\ndata: x\r", cb);
+  p.Feed("\n\r\n", cb);
+  EXPECT_EQ(got, (std::vector<std::string>{"{\"a\":1}", "x"}));
+}
+
 ChunkInfo Content(uint32_t deltas) {
   ChunkInfo c;
   c.choices = 1;
