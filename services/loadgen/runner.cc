@@ -82,6 +82,8 @@ struct Runner::Request {
   int64_t first_byte_ns = 0;
   int64_t first_token_ns = 0;
   int64_t last_byte_ns = 0;
+  int64_t sent_unix_us = 0;
+  uint32_t unpublished_tokens = 0;  // added to RunCounters::tokens once per read, not per chunk
   std::string body;
   // The request's header list: copies of the loop's base nodes plus the index header, built
   // once per easy handle and rewritten in place (no allocation per request). curl only reads it.
@@ -243,6 +245,11 @@ class Runner::Loop {
         Sweep();
       } else if (fd == runner_->stop_fd_) {
         stopping_ = true;
+      } else if (static_cast<size_t>(fd) < fds_.size() && fds_[fd].ours &&
+                 !fds_[fd].active) {
+        // An idle connection curl stopped watching (see OnSocket): unregister it now.
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+        fds_[fd].registered = false;
       } else {
         int flags = 0;
         if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
@@ -305,6 +312,8 @@ class Runner::Loop {
     r->counter = TokenCounter();
     r->result = RequestResult();
     r->first_byte_ns = r->first_token_ns = r->last_byte_ns = r->sent_ns = 0;
+    r->sent_unix_us = 0;
+    r->unpublished_tokens = 0;
     r->http_ok = r->done = r->abort = false;
     r->error_body_.clear();
     curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, &Loop::OnWrite);
@@ -426,6 +435,7 @@ class Runner::Loop {
 
   void Send(Request* r, int64_t now) {
     r->sent_ns = now;
+    r->sent_unix_us = runner_->ToUnixUs(now);
     r->last_byte_ns = now;
     AddInFlight(r);
     RunCounters& c = runner_->counters_;
@@ -539,6 +549,7 @@ class Runner::Loop {
         return;
       }
       r->parser.Finish([r](const SseEvent& ev) { r->loop->OnEvent(r, ev, NowNs()); });
+      PublishTokens(r);
       if (r->result.error_kind != v1::ERROR_KIND_NONE) return;
       if (!r->done && !r->counter.finished()) {
         r->Fail(v1::ERROR_KIND_STREAM, absl::StrCat("stream ended before [DONE] after ",
@@ -577,6 +588,12 @@ class Runner::Loop {
   }
 
  public:
+  void PublishTokens(Request* r) {
+    if (r->unpublished_tokens == 0) return;
+    runner_->counters_.tokens.fetch_add(r->unpublished_tokens, std::memory_order_relaxed);
+    r->unpublished_tokens = 0;
+  }
+
   void OnEvent(Request* r, const SseEvent& ev, int64_t now) {
     if (r->abort || r->done) return;
     if (ev.event == "error") {
@@ -603,10 +620,10 @@ class Runner::Loop {
     const uint32_t tokens = r->counter.OnChunk(info);
     if (tokens == 0) return;
     if (r->first_token_ns == 0) r->first_token_ns = now;
-    runner_->counters_.tokens.fetch_add(tokens, std::memory_order_relaxed);
+    r->unpublished_tokens += tokens;
     if (opts_.record_chunks) {
       // Both ends rounded the same way, so sent + offset is exactly first_token_unix_us.
-      const int64_t offset_us = runner_->ToUnixUs(now) - runner_->ToUnixUs(r->sent_ns);
+      const int64_t offset_us = runner_->ToUnixUs(now) - r->sent_unix_us;
       r->result.chunk_offset_us.push_back(static_cast<uint32_t>(std::max<int64_t>(0, offset_us)));
       r->result.chunk_tokens.push_back(tokens);
     }
@@ -634,20 +651,45 @@ class Runner::Loop {
     }
     r->parser.Feed(std::string_view(data, len),
                    [r, now](const SseEvent& ev) { r->loop->OnEvent(r, ev, now); });
+    r->loop->PublishTokens(r);
     return r->abort ? 0 : len;
   }
 
+  // Per request, curl stops watching the connection when the response is complete and
+  // watches it again for the next request on it: an epoll_ctl DEL and ADD per request. For
+  // our own sockets (opened and closed through our callbacks, so a closed fd is never mistaken
+  // for a registered one) the DEL is deferred until the idle socket reports an event, and a
+  // watch with the mask it is still registered with costs no system call.
   static int OnSocket(CURL*, curl_socket_t s, int what, void* userp, void* socketp) {
     auto* loop = static_cast<Loop*>(userp);
+    FdState* ours = static_cast<size_t>(s) < loop->fds_.size() && loop->fds_[s].ours
+                        ? &loop->fds_[s]
+                        : nullptr;
     if (what == CURL_POLL_REMOVE) {
-      epoll_ctl(loop->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
       curl_multi_assign(loop->multi_, s, nullptr);
+      if (ours != nullptr) {
+        ours->active = false;
+      } else {
+        epoll_ctl(loop->epoll_fd_, EPOLL_CTL_DEL, s, nullptr);
+      }
       return 0;
     }
     epoll_event ev{};
     ev.data.fd = s;
     if (what & CURL_POLL_IN) ev.events |= EPOLLIN;
     if (what & CURL_POLL_OUT) ev.events |= EPOLLOUT;
+    if (ours != nullptr) {
+      ours->active = true;
+      if (socketp == nullptr) curl_multi_assign(loop->multi_, s, loop);
+      if (ours->registered && ours->mask == ev.events) return 0;
+      const int op = ours->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+      if (epoll_ctl(loop->epoll_fd_, op, s, &ev) != 0) {
+        epoll_ctl(loop->epoll_fd_, op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s, &ev);
+      }
+      ours->registered = true;
+      ours->mask = ev.events;
+      return 0;
+    }
     if (socketp == nullptr) {
       if (epoll_ctl(loop->epoll_fd_, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST) {
         epoll_ctl(loop->epoll_fd_, EPOLL_CTL_MOD, s, &ev);
@@ -664,6 +706,8 @@ class Runner::Loop {
     auto* loop = static_cast<Loop*>(userp);
     const curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
     if (fd != CURL_SOCKET_BAD) {
+      if (static_cast<size_t>(fd) >= loop->fds_.size()) loop->fds_.resize(fd + 1);
+      loop->fds_[fd] = FdState{.ours = true};
       ++loop->open_sockets_;
       loop->runner_->counters_.open_connections.store(loop->open_sockets_,
                                                       std::memory_order_relaxed);
@@ -673,6 +717,8 @@ class Runner::Loop {
 
   static int OnCloseSocket(void* userp, curl_socket_t fd) {
     auto* loop = static_cast<Loop*>(userp);
+    // Closing the fd takes it out of the epoll set (no dup of it exists).
+    if (static_cast<size_t>(fd) < loop->fds_.size()) loop->fds_[fd] = FdState{};
     --loop->open_sockets_;
     loop->runner_->counters_.open_connections.store(loop->open_sockets_,
                                                     std::memory_order_relaxed);
@@ -714,6 +760,14 @@ class Runner::Loop {
   std::vector<Request*> in_flight_;
   Request* prepared_ = nullptr;
   size_t open_sockets_ = 0;
+  // Our sockets' epoll state, indexed by fd (see OnSocket).
+  struct FdState {
+    bool ours = false;        // opened by OnOpenSocket, not yet closed by OnCloseSocket
+    bool registered = false;  // in the epoll set, with `mask`
+    bool active = false;      // curl watches it
+    uint32_t mask = 0;
+  };
+  std::vector<FdState> fds_;
   // curl's wanted timeout (CLOCK_MONOTONIC ns; 0: now; INT64_MAX: none) and what the timerfd
   // is armed for (INT64_MAX: not armed).
   int64_t curl_due_ns_ = INT64_MAX;

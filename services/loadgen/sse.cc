@@ -47,6 +47,12 @@ void SseParser::Feed(std::string_view bytes, Callback on_event) {
       Line(line, /*in_piece=*/true, on_event);
     }
     pos = end - base + 1;
+    // The blank line that ends most events: dispatch without another search.
+    if (!is_cr && pos < bytes.size() && bytes[pos] == '\n') {
+      Dispatch(on_event);
+      ++pos;
+      continue;
+    }
     if (is_cr) {
       if (pos < bytes.size()) {
         if (bytes[pos] == '\n') ++pos;
