@@ -5,6 +5,7 @@
 #
 #   bench/loadgen/run.sh                    # all
 #   RATES=2000,5000,8000 DURATION=5 bench/loadgen/run.sh open
+#   ROUNDS=5 bench/loadgen/run.sh closed
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD_DIR:-build}
@@ -122,8 +123,8 @@ if [[ $WHAT == all || $WHAT == open ]]; then
 fi
 if [[ $WHAT == all || $WHAT == closed ]]; then
   echo
-  echo "== closed loop, 64 in flight, on CPU 0: bare libcurl-multi loop vs the runner"
-  pin 0 "$BENCH" closed --url="$URL" --concurrency=64 --duration="$DURATION"
+  echo "== closed loop, 64 in flight, on CPU 0: bare libcurl-multi loop vs the runner, alternated"
+  pin 0 "$BENCH" closed --url="$URL" --concurrency=64 --duration="$DURATION" --rounds="${ROUNDS:-3}"
 fi
 if [[ $WHAT == all || $WHAT == parse ]]; then
   echo
