@@ -73,8 +73,8 @@ struct ChunkInfo {
   bool operator==(const ChunkInfo&) const = default;
 };
 
-// The hot path: one pass over the bytes, no allocation (except an error message), validating
-// the JSON structure and reading only the fields above; strings are skipped with their escapes,
+// The validating walker (ChunkScanner's fallback, and the reference for its fast path): one pass
+// over the bytes, no allocation (except an error message), validating the JSON structure and reading only the fields above; strings are skipped with their escapes,
 // so field names inside generated text never confuse it.
 ChunkInfo ScanChunk(std::string_view data);
 
@@ -87,10 +87,11 @@ ChunkInfo ScanChunk(std::string_view data);
 // by a value of the same kind (a complete JSON string, or an unsigned integer without leading
 // zeros). Such a chunk is valid JSON with the template's structure and keys, so its ChunkInfo
 // is the template's with the thawed values' contributions (content, usage numbers) recomputed.
-// Anything else (a new shape, a value of another kind, whitespace moved, truncation, a string
-// value that now says "error" where the template had "object") goes to the walker, which then
-// updates the template. The results are always exactly ScanChunk's (tested on every shape).
-// Pure; memory: one chunk's bytes and its values (none kept for chunks above 16 KiB).
+// Anything else (a new shape, a value of another kind, whitespace moved, truncation, a
+// top-level "object" value that now says "error") goes to the walker, which then updates the
+// template. The results are always exactly ScanChunk's (tested on every shape).
+// Pure; memory: one chunk's bytes and its values, ~0.8 KiB for vLLM's chunks (no template is
+// kept from chunks above 16 KiB).
 class ChunkScanner {
  public:
   ChunkInfo Scan(std::string_view data);
