@@ -36,6 +36,7 @@ ABSL_FLAG(int, out_tokens, 128, "max_tokens sent (the static target ignores it)"
 ABSL_FLAG(int, concurrency, 64, "closed: requests kept in flight");
 ABSL_FLAG(std::string, body_file, "", "parse: the SSE body to parse");
 ABSL_FLAG(bool, runner_only, false, "closed: skip the bare loop");
+ABSL_FLAG(bool, bare_only, false, "closed: skip the runner (to profile the bare loop)");
 ABSL_FLAG(int, rounds, 1, "closed: bare/runner pairs, alternated");
 ABSL_FLAG(bool, http2, false, "closed/memory: HTTP/2 (prior knowledge in clear)");
 ABSL_FLAG(std::string, arrival, "constant", "open: constant or poisson");
@@ -353,6 +354,7 @@ int main(int argc, char** argv) {
     for (int round = 0; round < absl::GetFlag(FLAGS_rounds); ++round) {
       mstperf::loadgen::Closed bare;
       if (!absl::GetFlag(FLAGS_runner_only)) bare = mstperf::loadgen::ClosedBare();
+      if (absl::GetFlag(FLAGS_bare_only)) continue;
       const mstperf::loadgen::Closed runner = mstperf::loadgen::ClosedRunner();
       if (bare.req_per_s > 0) {
         rate_ratio.push_back(runner.req_per_s / bare.req_per_s);
