@@ -34,11 +34,14 @@ bool SendAll(int fd, const std::string& data) {
   return true;
 }
 
-bool WriteChunk(int fd, const std::string& data) {
+// One HTTP/1.1 chunk.
+std::string ChunkOf(const std::string& data) {
   std::ostringstream s;
   s << std::hex << data.size() << "\r\n" << data << "\r\n";
-  return SendAll(fd, s.str());
+  return s.str();
 }
+
+bool WriteChunk(int fd, const std::string& data) { return SendAll(fd, ChunkOf(data)); }
 
 void SleepUs(int us) { std::this_thread::sleep_for(std::chrono::microseconds(us)); }
 
@@ -263,10 +266,14 @@ void AwkwardServer::Serve(int fd) {
         SleepUs(1000);
         out = out.substr(half);
       }
-      const int64_t t = NowUs();
-      if (!WriteChunk(fd, out)) { alive = false; break; }
+      // The chunk is built before the clock is read, so the bracket holds only the send().
+      const std::string chunk = ChunkOf(out);
+      const int64_t before = NowUs();
+      if (!SendAll(fd, chunk)) { alive = false; break; }
+      const int64_t after = NowUs();
       for (uint32_t n : carried) {
-        served.token_write_unix_us.push_back(t);
+        served.token_write_unix_us.push_back(before);
+        served.token_written_unix_us.push_back(after);
         served.event_tokens.push_back(n);
       }
       ++events_sent;

@@ -3,12 +3,26 @@
 // timeouts, max_in_flight drops, cancellation.
 #include "services/loadgen/runner.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <iostream>
 #include <map>
+#include <mutex>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
 
 #include "tests/integration/loadgen/awkward_server.h"
 
@@ -22,6 +36,7 @@ struct Outcome {
   std::vector<RequestResult> results;
   std::string end_reason;
   uint64_t connections_opened = 0;
+  bool realtime = false;  // the event loop thread ran SCHED_FIFO
 };
 
 RunOptions Options(const AwkwardServer& server, uint32_t prompt_words) {
@@ -49,8 +64,87 @@ Schedule Constant(double rate, double duration, uint32_t out_tokens) {
   return *Schedule::Create(s);
 }
 
-Outcome RunIt(RunOptions o, Schedule s, absl::Duration stop_after = absl::ZeroDuration()) {
+// Samples one thread's cumulative run-queue wait (the second field of
+// /proc/self/task/<tid>/schedstat: nanoseconds spent runnable but not running) every 200 us,
+// against CLOCK_REALTIME. A token that reached the loadgen late while its event loop thread was
+// waiting for a CPU is the host's scheduling, not the loadgen's timestamping; one that was late
+// while the thread had the CPU (or was asleep in epoll with data pending) is ours.
+class RunQueueWaitSampler {
+ public:
+  explicit RunQueueWaitSampler(pid_t tid) {
+    fd_ = open(("/proc/self/task/" + std::to_string(tid) + "/schedstat").c_str(),
+               O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return;
+    Sample();
+    thread_ = std::thread([this] {
+      while (!stop_.load()) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        Sample();
+      }
+    });
+  }
+  ~RunQueueWaitSampler() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  bool available() const { return !samples_.empty(); }
+
+  // The thread's run-queue wait between two Unix-us times, from the samples that bracket them
+  // (so possibly a little more than the true wait in the interval); -1 when not covered.
+  int64_t WaitUs(int64_t from_us, int64_t to_us) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Point* before = nullptr;
+    const Point* after = nullptr;
+    for (const Point& p : samples_) {
+      if (p.unix_us <= from_us) before = &p;
+      if (p.unix_us >= to_us) {
+        after = &p;
+        break;
+      }
+    }
+    if (before == nullptr || after == nullptr) return -1;
+    return (after->wait_ns - before->wait_ns) / 1000;
+  }
+
+ private:
+  struct Point {
+    int64_t unix_us;
+    int64_t wait_ns;
+  };
+  void Sample() {
+    char buf[128];
+    const ssize_t n = pread(fd_, buf, sizeof(buf) - 1, 0);
+    if (n <= 0) return;
+    buf[n] = '\0';
+    unsigned long long on_cpu = 0, wait = 0;
+    if (std::sscanf(buf, "%llu %llu", &on_cpu, &wait) != 2) return;
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    std::lock_guard<std::mutex> lock(mu_);
+    samples_.push_back({ts.tv_sec * 1'000'000LL + ts.tv_nsec / 1000, static_cast<int64_t>(wait)});
+  }
+
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::vector<Point> samples_;
+};
+
+Outcome RunIt(RunOptions o, Schedule s, absl::Duration stop_after = absl::ZeroDuration(),
+              std::unique_ptr<RunQueueWaitSampler>* sampler = nullptr) {
   Outcome out;
+  // Run() may make this thread SCHED_FIFO (RunOptions::realtime): put it back afterwards, so
+  // that threads the test starts later do not inherit it.
+  int policy;
+  sched_param param;
+  pthread_getschedparam(pthread_self(), &policy, &param);
+  if (sampler != nullptr) {
+    *sampler = std::make_unique<RunQueueWaitSampler>(static_cast<pid_t>(syscall(SYS_gettid)));
+  }
   Runner runner(std::move(o), std::move(s));
   std::thread stopper;
   if (stop_after > absl::ZeroDuration()) {
@@ -61,6 +155,12 @@ Outcome RunIt(RunOptions o, Schedule s, absl::Duration stop_after = absl::ZeroDu
   }
   absl::Status st = runner.Run([&](RequestResult&& r) { out.results.push_back(std::move(r)); });
   EXPECT_TRUE(st.ok()) << st;
+  if (sampler != nullptr) (*sampler)->Stop();
+  int ran_policy;
+  sched_param ran_param;
+  pthread_getschedparam(pthread_self(), &ran_policy, &ran_param);
+  out.realtime = ran_policy == SCHED_FIFO;
+  pthread_setschedparam(pthread_self(), policy, &param);
   if (stopper.joinable()) stopper.join();
   out.end_reason = runner.end_reason();
   out.connections_opened = runner.counters().connections_opened.load();
@@ -85,23 +185,102 @@ double SendRate(const std::vector<RequestResult>& results) {
   return 1 / slope;
 }
 
-TEST(RunnerTest, EveryShapeAndErrorAgainstTheAwkwardServer) {
-  AwkwardServer server(/*token_gap_us=*/4000);
+// Per-token arrival times against the server's writes. The bound: every token within
+// 2 ms of when the server wrote it. An event's truth is the bracket [write start, write end] of
+// the send() that carried it; the loadgen's time for it must fall in
+// [start - kClockSlackUs, end + kTokenBoundUs]. A time before the write is a systematic error
+// (never excused). A time more than 2 ms after it is excused only when the event loop thread
+// was waiting for a CPU meanwhile, for at least the excess (the host's scheduler, measured from
+// its schedstat), and only kMaxExcusedPerMille per mille of the tokens at that.
+constexpr int64_t kTokenBoundUs = 2000;
+constexpr int64_t kClockSlackUs = 50;  // µs rounding of both clocks, and their offset estimate
+constexpr size_t kMaxExcusedPerMille = 5;
+
+struct TokenTiming {
+  bool realtime = false;  // the event loop ran SCHED_FIFO (else it shared the CPU fairly)
+  size_t tokens = 0;
+  std::vector<double> late_us;       // arrival - write end, every token
+  std::vector<std::string> excused;  // late, with the run-queue wait that explains it
+  std::vector<std::string> wrong;    // early, or late without a scheduler wait to explain it
+  bool ok() const {
+    return wrong.empty() && excused.size() * 1000 <= tokens * kMaxExcusedPerMille;
+  }
+  bool clean() const { return wrong.empty() && excused.empty(); }
+  std::string Describe() const {
+    std::vector<double> s = late_us;
+    std::sort(s.begin(), s.end());
+    std::ostringstream o;
+    o << "event loop " << (realtime ? "SCHED_FIFO" : "SCHED_OTHER (no permission for FIFO)")
+      << "; " << tokens << " tokens; arrival after the write: p50 " << s[s.size() / 2] << " us, p99 "
+      << s[s.size() * 99 / 100] << " us, max " << s.back() << " us; " << excused.size()
+      << " late by the host's scheduler, " << wrong.size() << " wrong";
+    for (const auto& e : excused) o << "\n  excused: " << e;
+    for (const auto& w : wrong) o << "\n  WRONG: " << w;
+    return o.str();
+  }
+};
+
+TokenTiming CheckTokenTimes(const std::vector<RequestResult>& results,
+                            const std::map<uint64_t, AwkwardServer::Served>& served,
+                            const RunQueueWaitSampler& sampler) {
+  TokenTiming t;
+  for (const RequestResult& r : results) {
+    if (!r.success) continue;
+    const auto& s = served.at(r.index);
+    if (r.chunk_offset_us.size() != s.token_write_unix_us.size()) {
+      t.wrong.push_back(absl::StrCat("request ", r.index, ": ", r.chunk_offset_us.size(),
+                                     " chunks for ", s.token_write_unix_us.size(), " events"));
+      continue;
+    }
+    for (size_t k = 0; k < r.chunk_offset_us.size(); ++k) {
+      ++t.tokens;
+      const int64_t arrival = r.sent_unix_us + r.chunk_offset_us[k];
+      const int64_t start = s.token_write_unix_us[k];
+      const int64_t end = s.token_written_unix_us[k];
+      const int64_t late = arrival - end;
+      t.late_us.push_back(static_cast<double>(late));
+      const std::string what = absl::StrCat("request ", r.index, " event ", k, ": write [",
+                                            start, ", ", end, "], arrival ", arrival);
+      if (arrival < start - kClockSlackUs) {
+        t.wrong.push_back(absl::StrCat(what, ": ", start - arrival, " us before the write"));
+      } else if (late > kTokenBoundUs) {
+        const int64_t wait = sampler.WaitUs(end, arrival);
+        const std::string why = absl::StrCat(what, ": ", late, " us late, event loop waited ",
+                                             wait, " us for a CPU meanwhile");
+        (wait >= late - kTokenBoundUs ? t.excused : t.wrong).push_back(why);
+      }
+    }
+  }
+  return t;
+}
+
+// One run against the awkward server: every shape and error checked; the token timing
+// returned for the caller to judge (and retry).
+TokenTiming EveryShapeAttempt() {
+  AwkwardServer server(/*token_gap_us=*/6000);  // tokens well over 2 ms apart: never coalesced
   const double rate = 120;
   const uint32_t tokens = 8;
-  Outcome out = RunIt(Options(server, 5), Constant(rate, 2.0, tokens));
-  ASSERT_EQ(out.results.size(), 240u);
+  RunOptions options = Options(server, 5);
+  // The event loop thread runs SCHED_FIFO when the host allows it (RunOptions::realtime, the
+  // service's --realtime_event_loop): what is measured is the loadgen's receive path, not how
+  // long compilers on the same cores keep it from a CPU.
+  options.realtime = true;
+  std::unique_ptr<RunQueueWaitSampler> sampler;
+  Outcome out = RunIt(std::move(options), Constant(rate, 2.0, tokens), absl::ZeroDuration(),
+                      &sampler);
+  EXPECT_EQ(out.results.size(), 240u);
   EXPECT_EQ(out.end_reason, "completed");
   auto served = server.served();
-  ASSERT_EQ(served.size(), 240u);
+  EXPECT_EQ(served.size(), 240u);
+  if (out.results.size() != 240u || served.size() != 240u) return {};
 
   std::map<Behaviour, int> ok_by_behaviour;
-  std::vector<double> token_errors_us;
   for (const RequestResult& r : out.results) {
     SCOPED_TRACE(::testing::Message() << "request " << r.index << ": " << r.error);
     const auto& s = served.at(r.index);
-    ASSERT_NE(r.sent_unix_us, 0);
+    EXPECT_NE(r.sent_unix_us, 0);
     EXPECT_EQ(r.requested_output_tokens, tokens);
+    EXPECT_EQ(r.http_version, 11u);
     switch (s.behaviour) {
       case Behaviour::kHttp500:
         EXPECT_EQ(r.error_kind, v1::ERROR_KIND_HTTP_STATUS);
@@ -128,18 +307,16 @@ TEST(RunnerTest, EveryShapeAndErrorAgainstTheAwkwardServer) {
       default:
         break;
     }
-    ASSERT_TRUE(r.success) << static_cast<int>(s.behaviour);
+    EXPECT_TRUE(r.success) << static_cast<int>(s.behaviour);
+    if (!r.success) continue;
     ++ok_by_behaviour[s.behaviour];
     EXPECT_EQ(r.http_status, 200);
     EXPECT_EQ(r.tokens_counted, tokens);
     EXPECT_EQ(r.completion_tokens, tokens);
-    EXPECT_EQ(r.prompt_tokens, s.behaviour == Behaviour::kNoUsage ? 5u : 5u);
-    ASSERT_EQ(r.chunk_offset_us.size(), s.token_write_unix_us.size());
-    ASSERT_EQ(r.chunk_tokens, s.event_tokens);
-    for (size_t k = 0; k < r.chunk_offset_us.size(); ++k) {
-      token_errors_us.push_back(
-          std::abs(static_cast<double>(r.sent_unix_us + r.chunk_offset_us[k] - s.token_write_unix_us[k])));
-    }
+    EXPECT_EQ(r.prompt_tokens, 5u);
+    EXPECT_EQ(r.chunk_offset_us.size(), s.token_write_unix_us.size());
+    EXPECT_EQ(r.chunk_tokens, s.event_tokens);
+    if (r.chunk_offset_us.empty()) continue;
     EXPECT_EQ(r.first_token_unix_us, r.sent_unix_us + r.chunk_offset_us[0]);
     if (s.behaviour == Behaviour::kSlowFirstToken) {
       EXPECT_GE(r.first_token_unix_us - r.sent_unix_us, 300'000);
@@ -148,20 +325,6 @@ TEST(RunnerTest, EveryShapeAndErrorAgainstTheAwkwardServer) {
     EXPECT_GE(r.first_token_unix_us, r.first_byte_unix_us);
   }
   EXPECT_EQ(ok_by_behaviour.size(), 7u);  // every successful shape was seen and parsed
-  // Per-token times against the server's write times: the receive path adds only loopback
-  // and scheduling latency. The test server runs a thread per connection in this process, so
-  // on a loaded two-core machine some tokens wait for a scheduler slice (runs under a load
-  // average of 9 saw p90 up to 3 ms): the 2 ms bound is held by three quarters of the tokens
-  // and the median must be far below it; a systematic error (a token attributed to the wrong
-  // chunk is 4 ms off, a per-read timestamp up to 8 ms) would break both.
-  std::sort(token_errors_us.begin(), token_errors_us.end());
-  ASSERT_FALSE(token_errors_us.empty());
-  const double p50 = token_errors_us[token_errors_us.size() / 2];
-  const double p75 = token_errors_us[token_errors_us.size() * 3 / 4];
-  const double p90 = token_errors_us[token_errors_us.size() * 9 / 10];
-  EXPECT_LE(p75, 2000) << "p50 " << p50 << " p90 " << p90 << " max " << token_errors_us.back();
-  EXPECT_LE(p50, 500) << "p90 " << p90;
-  EXPECT_LE(token_errors_us.back(), 100'000) << "p90 " << p90;
 
   // Offered rate from the actual send times: the least-squares slope of send time against
   // index (robust to one late send at either end), within 1 % of the target.
@@ -169,6 +332,30 @@ TEST(RunnerTest, EveryShapeAndErrorAgainstTheAwkwardServer) {
   // Connections were reused: far fewer than requests (the cut / malformed / error-event ones
   // close theirs by design).
   EXPECT_LT(server.connections(), out.results.size() * 2 / 3);
+  EXPECT_TRUE(sampler->available()) << "no /proc/self/task/<tid>/schedstat";
+  TokenTiming timing = CheckTokenTimes(out.results, served, *sampler);
+  timing.realtime = out.realtime;
+  return timing;
+}
+
+TEST(RunnerTest, EveryShapeAndErrorAgainstTheAwkwardServer) {
+  // Up to three measurements: one with no late token passes; one whose late tokens are all the
+  // host's scheduler (and few) is retried, and passes if the last one is of that kind too; a
+  // token timed early, or late with the CPU to itself, fails at once. Every attempt is printed.
+  constexpr int kAttempts = 3;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    const TokenTiming timing = EveryShapeAttempt();
+    if (::testing::Test::HasFailure()) return;
+    ASSERT_GT(timing.tokens, 700u);
+    std::cout << "token timing, attempt " << attempt << ": " << timing.Describe() << std::endl;
+    ASSERT_TRUE(timing.wrong.empty()) << timing.Describe();
+    if (timing.clean()) return;
+    if (attempt == kAttempts) {
+      EXPECT_TRUE(timing.ok()) << timing.Describe();
+      ::testing::Test::RecordProperty(
+          "token_timing", absl::StrCat(timing.excused.size(), " tokens late by the host's scheduler"));
+    }
+  }
 }
 
 TEST(RunnerTest, FirstTokenAndIdleTimeoutsFire) {
