@@ -64,70 +64,117 @@ Schedule Constant(double rate, double duration, uint32_t out_tokens) {
   return *Schedule::Create(s);
 }
 
-// Samples one thread's cumulative run-queue wait (the second field of
-// /proc/self/task/<tid>/schedstat: nanoseconds spent runnable but not running) every 200 us,
-// against CLOCK_REALTIME. A token that reached the loadgen late while its event loop thread was
-// waiting for a CPU is the host's scheduling, not the loadgen's timestamping; one that was late
-// while the thread had the CPU (or was asleep in epoll with data pending) is ours.
-class RunQueueWaitSampler {
+// Where the event loop thread and the kernel's deferred packet delivery spent an interval, from
+// schedstat (/proc/.../schedstat: nanoseconds on a CPU, and runnable but waiting for one),
+// sampled every 200 us against CLOCK_REALTIME. A token that reached the loadgen late while the
+// loop thread waited for a CPU, or while ksoftirqd (which delivers loopback packets whose
+// softirq the kernel deferred) waited for one, is the host's scheduling; one that was late
+// while both had their CPU (the loop busy with something else, say) is ours.
+class SchedSampler {
  public:
-  explicit RunQueueWaitSampler(pid_t tid) {
-    fd_ = open(("/proc/self/task/" + std::to_string(tid) + "/schedstat").c_str(),
-               O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) return;
+  struct Interval {
+    bool known = false;
+    int64_t from_us = 0, to_us = 0;  // the samples that bracket the interval asked for
+    int64_t loop_cpu_us = 0, loop_wait_us = 0;
+    int64_t softirqd_wait_us = 0;  // the longest wait of one ksoftirqd thread
+  };
+
+  explicit SchedSampler(pid_t loop_tid) {
+    fds_.push_back(Open("/proc/self/task/" + std::to_string(loop_tid) + "/schedstat"));
+    if (fds_[0] < 0) return;
+    // Kernel threads are visible unless the test runs in a PID namespace of its own.
+    for (int pid = 1; pid < 4096; ++pid) {
+      char comm[64] = {};
+      const int fd = Open("/proc/" + std::to_string(pid) + "/comm");
+      if (fd < 0) continue;
+      const ssize_t n = read(fd, comm, sizeof(comm) - 1);
+      close(fd);
+      if (n > 0 && std::string(comm).rfind("ksoftirqd/", 0) == 0) {
+        fds_.push_back(Open("/proc/" + std::to_string(pid) + "/schedstat"));
+      }
+    }
     Sample();
     thread_ = std::thread([this] {
+      // Punctual samples keep the brackets around an interval tight; SCHED_FIFO when allowed.
+      sched_param param{};
+      param.sched_priority = 1;
+      pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);
       while (!stop_.load()) {
         std::this_thread::sleep_for(std::chrono::microseconds(200));
         Sample();
       }
     });
   }
-  ~RunQueueWaitSampler() { Stop(); }
+  ~SchedSampler() { Stop(); }
   void Stop() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
+    for (int fd : fds_) {
+      if (fd >= 0) close(fd);
+    }
+    fds_.clear();
   }
   bool available() const { return !samples_.empty(); }
 
-  // The thread's run-queue wait between two Unix-us times, from the samples that bracket them
-  // (so possibly a little more than the true wait in the interval); -1 when not covered.
-  int64_t WaitUs(int64_t from_us, int64_t to_us) const {
+  // From the samples that bracket [from_us, to_us] (so possibly a little more than the truth).
+  Interval Between(int64_t from_us, int64_t to_us) const {
     std::lock_guard<std::mutex> lock(mu_);
-    const Point* before = nullptr;
-    const Point* after = nullptr;
+    const Point* a = nullptr;
+    const Point* b = nullptr;
     for (const Point& p : samples_) {
-      if (p.unix_us <= from_us) before = &p;
+      if (p.unix_us <= from_us) a = &p;
       if (p.unix_us >= to_us) {
-        after = &p;
+        b = &p;
         break;
       }
     }
-    if (before == nullptr || after == nullptr) return -1;
-    return (after->wait_ns - before->wait_ns) / 1000;
+    Interval i;
+    if (a == nullptr || b == nullptr) return i;
+    i.known = true;
+    i.from_us = a->unix_us;
+    i.to_us = b->unix_us;
+    i.loop_cpu_us = (b->stats[0].cpu_ns - a->stats[0].cpu_ns) / 1000;
+    i.loop_wait_us = (b->stats[0].wait_ns - a->stats[0].wait_ns) / 1000;
+    for (size_t k = 1; k < a->stats.size(); ++k) {
+      i.softirqd_wait_us =
+          std::max(i.softirqd_wait_us, (b->stats[k].wait_ns - a->stats[k].wait_ns) / 1000);
+    }
+    return i;
   }
 
  private:
+  struct Stat {
+    int64_t cpu_ns = 0, wait_ns = 0;
+  };
   struct Point {
     int64_t unix_us;
-    int64_t wait_ns;
+    std::vector<Stat> stats;  // the loop thread, then each ksoftirqd
   };
+  static int Open(const std::string& path) { return open(path.c_str(), O_RDONLY | O_CLOEXEC); }
+
   void Sample() {
-    char buf[128];
-    const ssize_t n = pread(fd_, buf, sizeof(buf) - 1, 0);
-    if (n <= 0) return;
-    buf[n] = '\0';
-    unsigned long long on_cpu = 0, wait = 0;
-    if (std::sscanf(buf, "%llu %llu", &on_cpu, &wait) != 2) return;
+    Point p;
+    for (int fd : fds_) {
+      char buf[128];
+      Stat st;
+      const ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+      if (n > 0) {
+        buf[n] = '\0';
+        unsigned long long cpu = 0, wait = 0;
+        if (std::sscanf(buf, "%llu %llu", &cpu, &wait) == 2) {
+          st = {static_cast<int64_t>(cpu), static_cast<int64_t>(wait)};
+        }
+      }
+      p.stats.push_back(st);
+    }
     timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    p.unix_us = ts.tv_sec * 1'000'000LL + ts.tv_nsec / 1000;
     std::lock_guard<std::mutex> lock(mu_);
-    samples_.push_back({ts.tv_sec * 1'000'000LL + ts.tv_nsec / 1000, static_cast<int64_t>(wait)});
+    samples_.push_back(std::move(p));
   }
 
-  int fd_ = -1;
+  std::vector<int> fds_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   mutable std::mutex mu_;
@@ -135,7 +182,7 @@ class RunQueueWaitSampler {
 };
 
 Outcome RunIt(RunOptions o, Schedule s, absl::Duration stop_after = absl::ZeroDuration(),
-              std::unique_ptr<RunQueueWaitSampler>* sampler = nullptr) {
+              std::unique_ptr<SchedSampler>* sampler = nullptr) {
   Outcome out;
   // Run() may make this thread SCHED_FIFO (RunOptions::realtime): put it back afterwards, so
   // that threads the test starts later do not inherit it.
@@ -143,7 +190,7 @@ Outcome RunIt(RunOptions o, Schedule s, absl::Duration stop_after = absl::ZeroDu
   sched_param param;
   pthread_getschedparam(pthread_self(), &policy, &param);
   if (sampler != nullptr) {
-    *sampler = std::make_unique<RunQueueWaitSampler>(static_cast<pid_t>(syscall(SYS_gettid)));
+    *sampler = std::make_unique<SchedSampler>(static_cast<pid_t>(syscall(SYS_gettid)));
   }
   Runner runner(std::move(o), std::move(s));
   std::thread stopper;
@@ -189,9 +236,10 @@ double SendRate(const std::vector<RequestResult>& results) {
 // 2 ms of when the server wrote it. An event's truth is the bracket [write start, write end] of
 // the send() that carried it; the loadgen's time for it must fall in
 // [start - kClockSlackUs, end + kTokenBoundUs]. A time before the write is a systematic error
-// (never excused). A time more than 2 ms after it is excused only when the event loop thread
-// was waiting for a CPU meanwhile, for at least the excess (the host's scheduler, measured from
-// its schedstat), and only kMaxExcusedPerMille per mille of the tokens at that.
+// (never excused). A time more than 2 ms after it is excused only when the event loop thread's
+// schedstat shows it was not busy for the excess (so the host delayed it: the loop waited for a
+// CPU, or the kernel delivered the bytes late while the loop slept in epoll), and only for
+// kMaxExcusedPerMille per mille of the tokens.
 constexpr int64_t kTokenBoundUs = 2000;
 constexpr int64_t kClockSlackUs = 50;  // µs rounding of both clocks, and their offset estimate
 constexpr size_t kMaxExcusedPerMille = 5;
@@ -200,8 +248,8 @@ struct TokenTiming {
   bool realtime = false;  // the event loop ran SCHED_FIFO (else it shared the CPU fairly)
   size_t tokens = 0;
   std::vector<double> late_us;       // arrival - write end, every token
-  std::vector<std::string> excused;  // late, with the run-queue wait that explains it
-  std::vector<std::string> wrong;    // early, or late without a scheduler wait to explain it
+  std::vector<std::string> excused;  // late, with what the host did meanwhile
+  std::vector<std::string> wrong;    // early, or late while the loop itself was busy
   bool ok() const {
     return wrong.empty() && excused.size() * 1000 <= tokens * kMaxExcusedPerMille;
   }
@@ -213,7 +261,7 @@ struct TokenTiming {
     o << "event loop " << (realtime ? "SCHED_FIFO" : "SCHED_OTHER (no permission for FIFO)")
       << "; " << tokens << " tokens; arrival after the write: p50 " << s[s.size() / 2] << " us, p99 "
       << s[s.size() * 99 / 100] << " us, max " << s.back() << " us; " << excused.size()
-      << " late by the host's scheduler, " << wrong.size() << " wrong";
+      << " late as the host explains, " << wrong.size() << " wrong";
     for (const auto& e : excused) o << "\n  excused: " << e;
     for (const auto& w : wrong) o << "\n  WRONG: " << w;
     return o.str();
@@ -222,7 +270,7 @@ struct TokenTiming {
 
 TokenTiming CheckTokenTimes(const std::vector<RequestResult>& results,
                             const std::map<uint64_t, AwkwardServer::Served>& served,
-                            const RunQueueWaitSampler& sampler) {
+                            const SchedSampler& sampler) {
   TokenTiming t;
   for (const RequestResult& r : results) {
     if (!r.success) continue;
@@ -244,10 +292,26 @@ TokenTiming CheckTokenTimes(const std::vector<RequestResult>& results,
       if (arrival < start - kClockSlackUs) {
         t.wrong.push_back(absl::StrCat(what, ": ", start - arrival, " us before the write"));
       } else if (late > kTokenBoundUs) {
-        const int64_t wait = sampler.WaitUs(end, arrival);
-        const std::string why = absl::StrCat(what, ": ", late, " us late, event loop waited ",
-                                             wait, " us for a CPU meanwhile");
-        (wait >= late - kTokenBoundUs ? t.excused : t.wrong).push_back(why);
+        const SchedSampler::Interval i = sampler.Between(end, arrival);
+        const std::string why = absl::StrCat(
+            what, ": ", late, " us late; in the ", i.to_us - i.from_us,
+            " us around it the event loop waited ", i.loop_wait_us, " us for a CPU and ran ",
+            i.loop_cpu_us, " us, ksoftirqd waited ", i.softirqd_wait_us, " us");
+        // After the event reached the loop's socket (at some point in [end, arrival]) the loop
+        // either worked on something else or waited for a CPU: epoll does not sleep over
+        // readable data. The excess over the bound is the host's when the waits for a CPU
+        // cover it, or when the loop did not run that long (then the kernel delivered the
+        // bytes late while the loop slept); otherwise the loop's own work may be the cause.
+        const int64_t excess = late - kTokenBoundUs;
+        if (!i.known) {
+          t.wrong.push_back(absl::StrCat(why, " (no schedstat samples)"));
+        } else if (i.loop_wait_us + i.softirqd_wait_us >= excess) {
+          t.excused.push_back(absl::StrCat("[scheduler] ", why));
+        } else if (i.loop_cpu_us < excess) {
+          t.excused.push_back(absl::StrCat("[delivery: the loop ran less than the excess] ", why));
+        } else {
+          t.wrong.push_back(why);
+        }
       }
     }
   }
@@ -265,7 +329,7 @@ TokenTiming EveryShapeAttempt() {
   // service's --realtime_event_loop): what is measured is the loadgen's receive path, not how
   // long compilers on the same cores keep it from a CPU.
   options.realtime = true;
-  std::unique_ptr<RunQueueWaitSampler> sampler;
+  std::unique_ptr<SchedSampler> sampler;
   Outcome out = RunIt(std::move(options), Constant(rate, 2.0, tokens), absl::ZeroDuration(),
                       &sampler);
   EXPECT_EQ(out.results.size(), 240u);
@@ -339,9 +403,9 @@ TokenTiming EveryShapeAttempt() {
 }
 
 TEST(RunnerTest, EveryShapeAndErrorAgainstTheAwkwardServer) {
-  // Up to three measurements: one with no late token passes; one whose late tokens are all the
-  // host's scheduler (and few) is retried, and passes if the last one is of that kind too; a
-  // token timed early, or late with the CPU to itself, fails at once. Every attempt is printed.
+  // Up to three measurements: one with no late token passes; one whose late tokens the host
+  // explains is retried, and the last may keep up to 5 per mille of them; a token timed early,
+  // or late while the loop was busy for the excess, fails at once. Every attempt is printed.
   constexpr int kAttempts = 3;
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
     const TokenTiming timing = EveryShapeAttempt();
@@ -353,7 +417,7 @@ TEST(RunnerTest, EveryShapeAndErrorAgainstTheAwkwardServer) {
     if (attempt == kAttempts) {
       EXPECT_TRUE(timing.ok()) << timing.Describe();
       ::testing::Test::RecordProperty(
-          "token_timing", absl::StrCat(timing.excused.size(), " tokens late by the host's scheduler"));
+          "token_timing", absl::StrCat(timing.excused.size(), " tokens late as the host explains"));
     }
   }
 }
