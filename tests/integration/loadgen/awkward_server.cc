@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -271,9 +273,12 @@ void AwkwardServer::Serve(int fd) {
       const int64_t before = NowUs();
       if (!SendAll(fd, chunk)) { alive = false; break; }
       const int64_t after = NowUs();
+      int unsent = 0;
+      if (ioctl(fd, SIOCOUTQNSD, &unsent) != 0) unsent = -1;
       for (uint32_t n : carried) {
         served.token_write_unix_us.push_back(before);
         served.token_written_unix_us.push_back(after);
+        served.token_unsent_bytes.push_back(unsent);
         served.event_tokens.push_back(n);
       }
       ++events_sent;

@@ -56,6 +56,9 @@ class AwkwardServer {
     // (a thread preempted mid-write widens the bracket instead of falsifying one timestamp).
     std::vector<int64_t> token_write_unix_us;
     std::vector<int64_t> token_written_unix_us;
+    // Bytes of the socket's send queue not yet sent when that write returned (SIOCOUTQNSD):
+    // non-zero means TCP held the event back (window), so it reached the client later.
+    std::vector<int32_t> token_unsent_bytes;
     std::vector<uint32_t> event_tokens;        // tokens that event carried
     int64_t request_read_unix_us = 0;
     std::string authorization;  // the Authorization header, if any

@@ -293,22 +293,24 @@ TokenTiming CheckTokenTimes(const std::vector<RequestResult>& results,
         t.wrong.push_back(absl::StrCat(what, ": ", start - arrival, " us before the write"));
       } else if (late > kTokenBoundUs) {
         const SchedSampler::Interval i = sampler.Between(end, arrival);
+        const int32_t unsent = s.token_unsent_bytes[k];
         const std::string why = absl::StrCat(
             what, ": ", late, " us late; in the ", i.to_us - i.from_us,
             " us around it the event loop waited ", i.loop_wait_us, " us for a CPU and ran ",
-            i.loop_cpu_us, " us, ksoftirqd waited ", i.softirqd_wait_us, " us");
-        // After the event reached the loop's socket (at some point in [end, arrival]) the loop
-        // either worked on something else or waited for a CPU: epoll does not sleep over
-        // readable data. The excess over the bound is the host's when the waits for a CPU
-        // cover it, or when the loop did not run that long (then the kernel delivered the
-        // bytes late while the loop slept); otherwise the loop's own work may be the cause.
+            i.loop_cpu_us, " us, ksoftirqd waited ", i.softirqd_wait_us,
+            " us; unsent after the write: ", unsent, " bytes");
+        // The excess over the bound is the host's when waits for a CPU (of the loop, or of
+        // ksoftirqd delivering the bytes) cover it, or when the server's TCP still held the
+        // event after the write (then it reached the socket later) and the loop did not run
+        // for the excess itself. Anything else may be the loadgen's (busy, or asleep over
+        // readable data): it fails.
         const int64_t excess = late - kTokenBoundUs;
         if (!i.known) {
           t.wrong.push_back(absl::StrCat(why, " (no schedstat samples)"));
         } else if (i.loop_wait_us + i.softirqd_wait_us >= excess) {
           t.excused.push_back(absl::StrCat("[scheduler] ", why));
-        } else if (i.loop_cpu_us < excess) {
-          t.excused.push_back(absl::StrCat("[delivery: the loop ran less than the excess] ", why));
+        } else if (unsent > 0 && i.loop_cpu_us < excess) {
+          t.excused.push_back(absl::StrCat("[held by the sender's TCP] ", why));
         } else {
           t.wrong.push_back(why);
         }
@@ -468,7 +470,29 @@ TEST(RunnerTest, MaxInFlightDropsAndNeverDelays) {
       EXPECT_LT(r.sent_unix_us - r.scheduled_unix_us, 20'000);
     }
   }
-  EXPECT_GT(dropped, 60);
+  // The cap itself, from the records (how many get dropped depends on which behaviours got a
+  // slot, and so on timing): a request was sent only while fewer than two others were in
+  // flight, and dropped only when two were in flight around its time.
+  auto in_flight_at = [&](int64_t from_us, int64_t to_us, uint64_t except) {
+    int n = 0;
+    for (const auto& o : out.results) {
+      if (o.index != except && o.sent_unix_us != 0 && o.sent_unix_us <= to_us &&
+          o.end_unix_us > from_us) {
+        ++n;
+      }
+    }
+    return n;
+  };
+  for (const auto& r : out.results) {
+    if (r.sent_unix_us != 0) {
+      EXPECT_LE(in_flight_at(r.sent_unix_us, r.sent_unix_us, r.index), 1) << r.index;
+    } else {
+      EXPECT_GE(in_flight_at(r.scheduled_unix_us, r.scheduled_unix_us + 20'000, r.index), 2)
+          << r.index;
+    }
+  }
+  // 100 per second offered, two slots of mostly 40-360 ms requests: most are dropped.
+  EXPECT_GT(dropped, 30);
   EXPECT_LT(dropped, 100);
 }
 
