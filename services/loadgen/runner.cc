@@ -66,6 +66,19 @@ bool Is2xx(long status) { return status >= 200 && status < 300; }
 
 size_t DiscardBody(char*, size_t size, size_t n, void*) { return size * n; }
 
+// The HTTP version a transfer's response came over (what was negotiated, not what was asked).
+uint32_t HttpVersionOf(CURL* easy) {
+  long v = 0;
+  if (curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &v) != CURLE_OK) return 0;
+  switch (v) {
+    case CURL_HTTP_VERSION_1_0: return 10;
+    case CURL_HTTP_VERSION_1_1: return 11;
+    case CURL_HTTP_VERSION_2_0: return 20;
+    case CURL_HTTP_VERSION_3: return 30;
+    default: return 0;
+  }
+}
+
 }  // namespace
 
 int64_t Runner::MonotonicNowNs() { return NowNs(); }
@@ -100,6 +113,7 @@ struct Runner::Request {
   bool abort = false;  // our own verdict is in result; stop the transfer
   size_t slot = 0;     // position in Loop::in_flight_
   std::string error_body_;  // the start of a non-2xx response's body
+  char curl_error[CURL_ERROR_SIZE] = {};  // curl's detail (e.g. why a certificate was refused)
 
   const std::string& body_error() const { return error_body_; }
 
@@ -292,6 +306,7 @@ class Runner::Loop {
       CURL* e = r->easy;
       ApplyCommonOptions(opts_.target, e);
       curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+      curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->curl_error);
       curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Loop::OnOpenSocket);
       curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
       curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Loop::OnCloseSocket);
@@ -525,6 +540,7 @@ class Runner::Loop {
       curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
       res.http_status = static_cast<int32_t>(status);
     }
+    res.http_version = HttpVersionOf(r->easy);
     if (!r->abort && !forced) Classify(r, rc);
     res.success = res.error_kind == v1::ERROR_KIND_NONE;
     res.sent_unix_us = runner_->ToUnixUs(r->sent_ns);
@@ -558,6 +574,7 @@ class Runner::Loop {
       return;
     }
     std::string text = curl_easy_strerror(rc);
+    if (r->curl_error[0] != '\0') absl::StrAppend(&text, ": ", r->curl_error);
     switch (rc) {
       case CURLE_COULDNT_RESOLVE_HOST:
       case CURLE_COULDNT_RESOLVE_PROXY:

@@ -33,6 +33,8 @@ struct RequestResult {
   uint32_t completion_tokens = 0;
   uint32_t tokens_counted = 0;
   int32_t http_status = 0;
+  // Negotiated HTTP version: 10, 11, 20, 30; 0 when no response came back.
+  uint32_t http_version = 0;
   bool success = false;
   v1::ErrorKind error_kind = v1::ERROR_KIND_NONE;
   std::string error;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "services/common/log.h"
@@ -82,6 +83,7 @@ v1::RequestRecord ToRecord(RequestResult&& r, uint32_t replica) {
   rec.set_prompt_tokens(r.prompt_tokens);
   rec.set_completion_tokens(r.completion_tokens);
   rec.set_http_status(r.http_status);
+  rec.set_http_version(r.http_version);
   rec.set_success(r.success);
   rec.set_error_kind(r.error_kind);
   rec.set_error(std::move(r.error));
@@ -302,6 +304,9 @@ absl::StatusOr<TargetConfig> ResolveTarget(const v1::Target& target, const Servi
   c.ca_bundle_path = target.ca_bundle_path();
   c.tls_insecure = target.tls_insecure();
   c.http2 = target.http2();
+  if (c.http2 && absl::StartsWithIgnoreCase(c.base_url, "http://")) {
+    MSTPERF_RETURN_IF_ERROR(CheckCleartextHttp2Supported());
+  }
   c.connect_timeout = OrDefault(target.connect_timeout_s(), opts.connect_timeout);
   c.first_token_timeout = OrDefault(target.first_token_timeout_s(), opts.first_token_timeout);
   c.idle_timeout = OrDefault(target.idle_timeout_s(), opts.idle_timeout);

@@ -30,6 +30,15 @@ absl::StatusOr<std::string> NormalizeBaseUrl(std::string_view url) {
   return u;
 }
 
+absl::Status CheckCleartextHttp2Supported() {
+  const curl_version_info_data* v = curl_version_info(CURLVERSION_NOW);
+  if (v->version_num >= 0x080000) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "target.http2 with an http:// target (h2c, prior knowledge) needs libcurl >= 8.0.0; this "
+      "loadgen has libcurl ", v->version, ", which fails every request on a reused h2c "
+      "connection (curl issue #10634): use an https:// target for HTTP/2, or HTTP/1.1"));
+}
+
 void ApplyCommonOptions(const TargetConfig& target, CURL* easy) {
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
@@ -69,7 +78,9 @@ curl_slist* BuildHeaders(const TargetConfig& target) {
 }  // namespace
 
 HttpSession::HttpSession(const TargetConfig& target)
-    : target_(target), easy_(curl_easy_init()), headers_(BuildHeaders(target)) {}
+    : target_(target), easy_(curl_easy_init()), headers_(BuildHeaders(target)) {
+  curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, error_);
+}
 
 HttpSession::~HttpSession() {
   curl_easy_cleanup(easy_);
@@ -95,8 +106,13 @@ absl::StatusOr<HttpResponse> HttpSession::Call(std::string_view path, std::strin
   curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &response.body);
   CURLcode rc = curl_easy_perform(easy_);
   if (rc != CURLE_OK) {
-    return absl::UnavailableError(
-        absl::StrCat(url, ": ", curl_easy_strerror(rc)));
+    std::string text = absl::StrCat(url, ": ", curl_easy_strerror(rc));
+    if (error_[0] != '\0') absl::StrAppend(&text, ": ", error_);
+    if (rc == CURLE_PEER_FAILED_VERIFICATION) {
+      absl::StrAppend(&text, " (TLS verification failed: set target.ca_bundle_path to the CA "
+                             "that signed the target's certificate)");
+    }
+    return absl::UnavailableError(text);
   }
   curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &response.status);
   return response;

@@ -38,6 +38,12 @@ struct TargetConfig {
 // target.url for anything that is not http(s) with a host.
 absl::StatusOr<std::string> NormalizeBaseUrl(std::string_view url);
 
+// OK when this libcurl can run HTTP/2 over cleartext with prior knowledge (h2c), which the
+// loadgen uses for `http2` with an http:// target. libcurl before 8.0.0 fails every request
+// that reuses an h2c connection ("Error in the HTTP2 framing layer", curl issue #10634):
+// FAILED_PRECONDITION naming target.http2 and the version, instead of a run of failures.
+absl::Status CheckCleartextHttp2Supported();
+
 // Applies the options every request to the target shares (TLS, HTTP version, connect timeout,
 // no signals) to an easy handle.
 void ApplyCommonOptions(const TargetConfig& target, CURL* easy);
@@ -67,6 +73,7 @@ class HttpSession {
   const TargetConfig& target_;
   CURL* easy_;
   curl_slist* headers_ = nullptr;
+  char error_[CURL_ERROR_SIZE] = {};  // curl's detail of the last failure
 };
 
 // Appends `text` as the inside of a JSON string (quotes, backslashes, control characters).

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,11 +36,14 @@ bool SendAll(int fd, const std::string& data) {
   return true;
 }
 
-bool WriteChunk(int fd, const std::string& data) {
+// One HTTP/1.1 chunk.
+std::string ChunkOf(const std::string& data) {
   std::ostringstream s;
   s << std::hex << data.size() << "\r\n" << data << "\r\n";
-  return SendAll(fd, s.str());
+  return s.str();
 }
+
+bool WriteChunk(int fd, const std::string& data) { return SendAll(fd, ChunkOf(data)); }
 
 void SleepUs(int us) { std::this_thread::sleep_for(std::chrono::microseconds(us)); }
 
@@ -263,10 +268,17 @@ void AwkwardServer::Serve(int fd) {
         SleepUs(1000);
         out = out.substr(half);
       }
-      const int64_t t = NowUs();
-      if (!WriteChunk(fd, out)) { alive = false; break; }
+      // The chunk is built before the clock is read, so the bracket holds only the send().
+      const std::string chunk = ChunkOf(out);
+      const int64_t before = NowUs();
+      if (!SendAll(fd, chunk)) { alive = false; break; }
+      const int64_t after = NowUs();
+      int unsent = 0;
+      if (ioctl(fd, SIOCOUTQNSD, &unsent) != 0) unsent = -1;
       for (uint32_t n : carried) {
-        served.token_write_unix_us.push_back(t);
+        served.token_write_unix_us.push_back(before);
+        served.token_written_unix_us.push_back(after);
+        served.token_unsent_bytes.push_back(unsent);
         served.event_tokens.push_back(n);
       }
       ++events_sent;

@@ -34,8 +34,9 @@ inline constexpr int kBehaviourCount = 12;
 // HTTP/1.1 keep-alive, chunked responses, TCP_NODELAY, on 127.0.0.1 port 0. Serves
 // /v1/models, /tokenize (one token per whitespace-separated word; a chat adds one per message
 // role) and /v1/completions + /v1/chat/completions, streaming max_tokens tokens `token_gap_us`
-// apart. It records, per request index, when it wrote each token-carrying event, so tests can
-// compare the loadgen's timestamps with the truth.
+// apart (each token-carrying event in one send(), the socket TCP_NODELAY, so nothing waits for
+// Nagle or a delayed ACK). It records, per request index, when it wrote each token-carrying
+// event, so tests can compare the loadgen's timestamps with the truth.
 class AwkwardServer {
  public:
   explicit AwkwardServer(int token_gap_us = 4000);
@@ -50,7 +51,14 @@ class AwkwardServer {
     Behaviour behaviour;
     uint32_t prompt_tokens = 0;          // of the request's prompt, by the /tokenize rule
     uint32_t max_tokens = 0;
-    std::vector<int64_t> token_write_unix_us;  // per token-carrying event
+    // Per token-carrying event: the clock read right before the write that carried it, and
+    // right after that write returned. The event reached the client's socket between the two
+    // (a thread preempted mid-write widens the bracket instead of falsifying one timestamp).
+    std::vector<int64_t> token_write_unix_us;
+    std::vector<int64_t> token_written_unix_us;
+    // Bytes of the socket's send queue not yet sent when that write returned (SIOCOUTQNSD):
+    // non-zero means TCP held the event back (window), so it reached the client later.
+    std::vector<int32_t> token_unsent_bytes;
     std::vector<uint32_t> event_tokens;        // tokens that event carried
     int64_t request_read_unix_us = 0;
     std::string authorization;  // the Authorization header, if any

@@ -169,7 +169,13 @@ TEST_F(LoadgenServiceTest, AWholeIterationStreamsEveryRecordAndCountsEveryError)
   std::map<v1::ErrorKind, int> kinds;
   int64_t first_sent = INT64_MAX, last_sent_us = 0;
   for (const auto& r : run.records) {
-    const auto& s = served.at(r.request_idx());
+    auto it = served.find(r.request_idx());
+    if (it == served.end()) {
+      ADD_FAILURE() << "request " << r.request_idx() << " never reached the server: "
+                    << v1::ErrorKind_Name(r.error_kind()) << " " << r.error();
+      continue;
+    }
+    const auto& s = it->second;
     ++kinds[r.error_kind()];
     first_sent = std::min(first_sent, r.sent_unix_us());
     last_sent_us = std::max(last_sent_us, r.sent_unix_us());
