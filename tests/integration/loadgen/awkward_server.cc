@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -128,7 +129,13 @@ void AwkwardServer::Serve(int fd) {
   } closer{this, fd};
   std::string buf;
   char tmp[65536];
+  int responses = 0;
   while (!stopping_) {
+    if (max_responses_ > 0 && responses >= max_responses_) return;
+    if (idle_close_ms_ > 0 && buf.empty()) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, idle_close_ms_) == 0) return;
+    }
     // Read one request: headers, then Content-Length bytes of body.
     size_t header_end;
     while ((header_end = buf.find("\r\n\r\n")) == std::string::npos) {
@@ -152,6 +159,7 @@ void AwkwardServer::Serve(int fd) {
       buf.append(tmp, n);
     }
     const int64_t read_us = NowUs();
+    ++responses;
     const std::string body = buf.substr(header_end + 4, content_length);
     buf.erase(0, header_end + 4 + content_length);
     const std::string path = head.substr(head.find(' ') + 1,

@@ -44,6 +44,14 @@ class AwkwardServer {
   AwkwardServer(const AwkwardServer&) = delete;
   AwkwardServer& operator=(const AwkwardServer&) = delete;
 
+  // Makes the server close connections as servers behind a keep-alive limit do, silently (no
+  // "Connection: close"): after `max_responses` responses on one connection, and when a
+  // connection stays idle for `idle_close_ms` between requests (0: never). Set before traffic.
+  void CloseConnections(int max_responses, int idle_close_ms) {
+    max_responses_ = max_responses;
+    idle_close_ms_ = idle_close_ms;
+  }
+
   int port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
@@ -80,6 +88,8 @@ class AwkwardServer {
   int listen_fd_ = -1;
   int port_ = 0;
   int token_gap_us_;
+  std::atomic<int> max_responses_{0};
+  std::atomic<int> idle_close_ms_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> generations_{0};
   std::atomic<uint64_t> connections_{0};

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -530,6 +531,65 @@ TEST(RunnerTest, StopCancelsInFlightRequests) {
     }
     EXPECT_EQ(r.error_kind, v1::ERROR_KIND_CANCELLED) << r.index << " " << r.error;
   }
+}
+
+// Servers close keep-alive connections on their own terms (nginx: keepalive_requests,
+// keepalive_timeout), without a word. The runner stops watching an idle pooled connection
+// only when it next reports an event (docs/loadgen.md), so a connection the server closes
+// while idle in the pool must neither busy-loop the event loop nor cost a request: every
+// request gets exactly the answer its behaviour asks for, the server sees each once, and the
+// runner opened new connections as the server closed the old ones.
+TEST(RunnerTest, ServerClosingIdleAndUsedUpConnectionsCostsNoRequest) {
+  AwkwardServer server(/*token_gap_us=*/2000);
+  server.CloseConnections(/*max_responses=*/3, /*idle_close_ms=*/15);
+  ScheduleSpec spec;
+  spec.kind = ArrivalKind::kPoisson;  // gaps from under 1 ms to over 100 ms: some idle closes
+  spec.rate_per_s = 40;
+  spec.duration_s = 3;
+  spec.seed = 7;
+  spec.output_min = spec.output_max = 4;
+  spec.input_min = spec.input_max = 5;
+  Schedule schedule = *Schedule::Create(spec);
+  const size_t scheduled = schedule.CountRemaining();
+  ASSERT_GT(scheduled, 60u);
+  RunOptions o = Options(server, 5);
+  o.warm_connections = 4;
+  // The event loop runs on this thread: a loop spinning on a dead socket would spend the
+  // whole 3 s on the CPU; a healthy one spends a few per cent.
+  rusage before, after;
+  getrusage(RUSAGE_THREAD, &before);
+  Outcome out = RunIt(std::move(o), std::move(schedule));
+  getrusage(RUSAGE_THREAD, &after);
+  const double cpu_s = (after.ru_utime.tv_sec - before.ru_utime.tv_sec) +
+                       (after.ru_stime.tv_sec - before.ru_stime.tv_sec) +
+                       1e-6 * ((after.ru_utime.tv_usec - before.ru_utime.tv_usec) +
+                               (after.ru_stime.tv_usec - before.ru_stime.tv_usec));
+  EXPECT_LT(cpu_s, 1.5) << "the event loop spun";
+  ASSERT_EQ(out.results.size(), scheduled);
+  for (const RequestResult& r : out.results) {
+    switch (AwkwardServer::BehaviourOf(r.index)) {
+      case Behaviour::kHttp500:
+      case Behaviour::kHttp429:
+      case Behaviour::kCutStream:
+      case Behaviour::kMalformed:
+      case Behaviour::kErrorEvent:
+        EXPECT_FALSE(r.success) << r.index;
+        EXPECT_NE(r.error_kind, v1::ERROR_KIND_CONNECT) << r.index << ": " << r.error;
+        break;
+      default:
+        EXPECT_TRUE(r.success) << r.index << ": " << r.error;
+        EXPECT_EQ(r.completion_tokens, 4u) << r.index;
+    }
+  }
+  // Each request reached the server once (a retry on a closed connection would show twice or
+  // with a missing index), and the server's closes made the runner open new connections.
+  const auto served = server.served();
+  EXPECT_EQ(server.generation_requests(), scheduled);
+  EXPECT_EQ(served.size(), scheduled);
+  EXPECT_GE(server.connections(), scheduled / 2);  // 35 for 131 requests without the closes
+  EXPECT_GE(out.connections_opened, scheduled / 2);
+  std::cout << scheduled << " requests, " << server.connections() << " connections accepted, "
+            << out.connections_opened << " opened by the runner, event loop CPU " << cpu_s << " s\n";
 }
 
 TEST(RunnerTest, ConnectionRefusedIsCountedAsConnect) {
