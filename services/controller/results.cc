@@ -368,6 +368,14 @@ std::string IterationJson(const IterationFiles& f, const IterationStats& stats) 
   for (const auto& s : f.replica_summaries) replicas.push_back(ProtoToJson(s));
   j["replicas"] = replicas;
   if (!f.target_metrics.is_null()) j["target_metrics"] = f.target_metrics;
+  if (f.stopped_early) {
+    // When and why the evaluator ended the iteration before its DURATION, and what it saved.
+    const double at = f.verdict.judged_at_elapsed_s();
+    j["early_stop"] = {{"rule", f.verdict.deciding_rule()},
+                       {"at_elapsed_s", at},
+                       {"duration_s", f.spec.duration_s()},
+                       {"saved_s", std::max(0.0, f.spec.duration_s() - at)}};
+  }
   return j.dump(2) + "\n";
 }
 

@@ -254,6 +254,9 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
       spec.set_replica_idx(static_cast<uint32_t>(r));
       spec.set_replica_count(static_cast<uint32_t>(n));
       spec.set_start_at_unix_us(out.started_unix_us);
+      if (eval_stream != nullptr && spec.progress_interval_s() <= 0) {
+        spec.set_progress_interval_s(absl::ToDoubleSeconds(request.evaluation_tick));
+      }
       auto stub = v1::LoadGenerator::NewStub(Channel(request.loadgen_addresses[r]));
       auto reader = stub->RunIteration(&replica.ctx, spec);
       v1::IterationEvent event;
@@ -294,11 +297,17 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
     });
   }
 
-  // Live progress about once a second, to the watchers and (as ticks) to the evaluator.
+  // Live progress about once a second to the watchers and, when streaming, a tick with the
+  // merged live counts to the evaluator every evaluation_tick.
   {
+    const auto tick = eval_stream != nullptr
+                          ? absl::ToChronoMilliseconds(request.evaluation_tick)
+                          : std::chrono::milliseconds(1000);
+    const auto watch_every = std::chrono::milliseconds(1000);
+    auto next_watch = std::chrono::steady_clock::now() + watch_every;
     std::unique_lock<std::mutex> lock(done_mu);
     while (running > 0) {
-      done_cv.wait_for(lock, std::chrono::seconds(1));
+      done_cv.wait_for(lock, tick);
       if (running == 0) break;
       v1::IterationProgress merged;
       {
@@ -307,13 +316,17 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
         for (auto& replica : replicas) parts.push_back(replica->progress);
         merged = MergeProgress(parts);
         if (eval_stream != nullptr && !early) {
-          v1::EvaluateStreamRequest tick;
-          tick.mutable_tick()->set_elapsed_s(merged.elapsed_s());
-          *tick.mutable_tick()->mutable_progress() = merged;
-          eval_stream->Write(tick);
+          v1::EvaluateStreamRequest msg;
+          msg.mutable_tick()->set_elapsed_s(merged.elapsed_s());
+          *msg.mutable_tick()->mutable_progress() = merged;
+          eval_stream->Write(msg);
         }
       }
-      if (on_progress) on_progress(merged);
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_watch) {
+        next_watch = now + watch_every;
+        if (on_progress) on_progress(merged);
+      }
     }
   }
   for (auto& t : threads) t.join();

@@ -40,6 +40,11 @@ struct IterationRequest {
   bool stream_evaluation = false;
   // How far in the future the common schedule starts, so every replica is ready.
   absl::Duration start_delay = absl::Milliseconds(1500);
+  // With stream_evaluation: how often the replicas report progress and the evaluator gets a
+  // tick with the merged live counts (the early backlog test needs >= 10 samples past its
+  // warm-up, so 4 a second lets it decide a few seconds in). Watchers still get about one
+  // progress event a second.
+  absl::Duration evaluation_tick = absl::Milliseconds(250);
   // Poll interval of the target's /metrics (when spec.target.metrics_url is set).
   absl::Duration metrics_interval = absl::Seconds(1);
 };
