@@ -22,6 +22,7 @@
 #include "services/ctl/common.h"
 #include "services/ctl/env_file.h"
 #include "services/ctl/format.h"
+#include "services/evaluator/output_csv.h"
 
 namespace mstperf::ctl {
 namespace {
@@ -215,7 +216,7 @@ int IterateCommand(const CtlOptions& o) {
   const controller::IterationStats stats = controller::ComputeStats(files.records);
 
   const std::pair<const char*, std::string> contents[] = {
-      {"output.csv", controller::OutputCsv(rows, stats.success_rate_pct)},
+      {"output.csv", evaluator::OutputCsvFromRecords(rows, stats.success_rate_pct)},
       {"results.json", controller::ResultsJson(files)},
       {"requests.jsonl", controller::RequestsJsonl(rows)},
       {"iteration.json", controller::IterationJson(files, stats)},

@@ -89,13 +89,6 @@ IterationFiles Files() {
   return f;
 }
 
-TEST(PyFloatTest, LooksLikePythonRepr) {
-  EXPECT_EQ(PyFloat(100), "100.0");
-  EXPECT_EQ(PyFloat(98.33333333333333), "98.33333333333333");
-  EXPECT_EQ(PyFloat(0.1), "0.1");
-  EXPECT_EQ(PyFloat(91.0), "91.0");
-}
-
 TEST(SafeJoinTest, RejectsEverythingPathLike) {
   EXPECT_EQ(*SafeJoin("/r", {"requests", "32_32", "20261128T101500"}), "/r/requests/32_32/20261128T101500");
   for (const std::string bad : {"..", ".", "", "a/b", "../x", "/abs", "a\\b", "x y", "a\nb"}) {
