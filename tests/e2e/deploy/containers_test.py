@@ -16,67 +16,18 @@ cgroupfs, ulimits nofile 1024 / nproc 4096).
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "integration", "deploy"))
-from grpcurl_test import HEALTH_PROTO_ARGS, README_TARGET, check_pair_result, decode_stream, readme_start_experiment_json, snake  # noqa: E402
+from deploy_lib import GRPCURL, README_TARGET, readme_start_experiment_json, run_experiment_to_end, wait_serving  # noqa: E402
+from podman_lib import build_images, free_port, sh  # noqa: E402
 
-ROOT = os.environ.get("MSTPERF_SOURCE_DIR") or os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-GRPCURL = os.path.join(ROOT, ".tools", "bin", "grpcurl")
 PREFIX = f"mstperf-e2e-{os.getpid()}"
-
-
-def containers_env():
-    """The environment scripts/lib/containers.sh sets up (it also writes the config files)."""
-    out = subprocess.run(
-        ["bash", "-c", f"source '{ROOT}/scripts/lib/containers.sh' && containers_setup >&2 && env -0"],
-        capture_output=True, check=True)
-    return dict(kv.split("=", 1) for kv in out.stdout.decode().split("\0") if "=" in kv)
-
-
-ENV = containers_env()
-
-
-def sh(*args, check=True, timeout=300):
-    p = subprocess.run(list(args), capture_output=True, text=True, env=ENV, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def version():
-    for line in open(os.path.join(ROOT, "CMakeLists.txt")):
-        if line.startswith("project(mstperf VERSION "):
-            return line.split()[2]
-    raise AssertionError("no project VERSION in CMakeLists.txt")
-
-
-def build_images():
-    """Builds (or, when every layer is cached, just checks) the four images; returns their tag.
-    MSTPERF_E2E_PREBUILT=1 uses the images `make images` made instead (e.g. right after it)."""
-    if os.environ.get("MSTPERF_E2E_PREBUILT") == "1":
-        for image in ("simulator", "loadgen", "evaluator", "controller"):
-            sh("podman", "image", "exists", f"localhost/mstperf-{image}:{version()}")
-        return version()
-    start = time.monotonic()
-    p = subprocess.run([os.path.join(ROOT, "scripts", "images.sh")], env=ENV, text=True,
-                       capture_output=True, timeout=3600)
-    if p.returncode != 0:
-        raise AssertionError(f"scripts/images.sh failed:\n{p.stderr[-6000:]}")
-    print(f"images ready in {time.monotonic() - start:.0f} s", file=sys.stderr)
-    return version()
 
 
 class ContainersTest(unittest.TestCase):
@@ -100,7 +51,7 @@ class ContainersTest(unittest.TestCase):
                        "-e", f"MSTPERF_LOADGEN={PREFIX}-loadgen-1:50052,{PREFIX}-loadgen-2:50052",
                        "-e", f"MSTPERF_EVALUATOR={PREFIX}-evaluator:50053"])
             cls.address = f"127.0.0.1:{cls.port}"
-            cls.wait_serving()
+            wait_serving(cls.address, 60, cls.logs)
         except BaseException:
             cls.tearDownClass()
             raise
@@ -112,19 +63,6 @@ class ContainersTest(unittest.TestCase):
            "--read-only", "--tmpfs", "/tmp", "--cap-drop=ALL", "--security-opt", "no-new-privileges",
            *extra, f"localhost/mstperf-{image}:{cls.tag}", *args)
         cls.containers.append(name)
-
-    @classmethod
-    def wait_serving(cls):
-        deadline = time.monotonic() + 60
-        last = ""
-        while time.monotonic() < deadline:
-            p = subprocess.run([GRPCURL, "-plaintext", "-max-time", "3", *HEALTH_PROTO_ARGS, "-d", '{"service": ""}',
-                                cls.address, "grpc.health.v1.Health/Check"], capture_output=True, text=True)
-            if p.returncode == 0 and "SERVING" in p.stdout:
-                return
-            last = p.stderr
-            time.sleep(0.5)
-        raise AssertionError(f"the controller container never served on {cls.address}: {last}\n{cls.logs()}")
 
     @classmethod
     def logs(cls):
@@ -140,10 +78,6 @@ class ContainersTest(unittest.TestCase):
             sh("podman", "rm", "-f", "-t", "2", c, check=False)
         if getattr(cls, "network", None):
             sh("podman", "network", "rm", "-f", cls.network, check=False)
-
-    def grpcurl(self, method, data, max_time=60):
-        return subprocess.run([GRPCURL, "-plaintext", "-max-time", str(max_time), "-d", "@", self.address, method],
-                              input=data, capture_output=True, text=True, timeout=max_time + 30)
 
     def test_1_images_run_as_non_root_with_only_runtime_libraries(self):
         for image in ("simulator", "loadgen", "evaluator", "controller"):
@@ -168,26 +102,8 @@ class ContainersTest(unittest.TestCase):
 
     def test_3_readme_experiment_runs_in_containers_and_writes_to_the_volume(self):
         body = readme_start_experiment_json().replace(README_TARGET, f"http://{PREFIX}-simulator:8000")
-        experiment_id = json.loads(body)["experiment_id"]
-        p = self.grpcurl("mstperf.v1.SearchController/StartExperiment", body)
-        self.assertEqual(p.returncode, 0, p.stderr + self.logs())
-        p = self.grpcurl("mstperf.v1.SearchController/WatchExperiment",
-                         json.dumps({"experiment_id": experiment_id}), max_time=600)
-        self.assertEqual(p.returncode, 0, p.stderr + self.logs())
-        events = [snake(e) for e in decode_stream(p.stdout)]
-        self.assertEqual(events[-1]["kind"], "KIND_EXPERIMENT_FINISHED", self.logs())
-        experiment = events[-1]["experiment"]
-        self.assertEqual(experiment["state"], "EXPERIMENT_STATE_SUCCEEDED", experiment)
+        experiment = run_experiment_to_end(self, self.address, body, self.results, self.logs)
         self.assertEqual(experiment["results_dir"], "/results")
-        pair = experiment["pairs"][0]
-        check_pair_result(self, pair)
-        # Both loadgen containers took part: records of replica 0 and 1 in an output.csv would
-        # need the CSV layout; the iteration totals count every request sent by either.
-        for iteration in pair["iterations"]:
-            folder = os.path.join(self.results, iteration["directory"])
-            for name in ("output.csv", "results.json", "results.csv"):
-                self.assertTrue(os.path.isfile(os.path.join(folder, name)), f"{folder}/{name} missing")
-        self.assertTrue(os.path.isfile(os.path.join(self.results, "experiments", f"{experiment_id}.json")))
 
     def test_4_sigterm_stops_every_service_cleanly(self):
         for c in reversed(self.containers):

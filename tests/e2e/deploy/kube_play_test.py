@@ -21,15 +21,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 import unittest
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "integration", "deploy"))
-from containers_test import ENV, GRPCURL, ROOT, build_images, free_port, sh  # noqa: E402
-from grpcurl_test import HEALTH_PROTO_ARGS, check_pair_result, decode_stream, readme_start_experiment_json, snake  # noqa: E402
+from deploy_lib import ROOT, readme_start_experiment_json, run_experiment_to_end, wait_serving  # noqa: E402
+from podman_lib import ENV, build_images, free_port, sh  # noqa: E402
 
 HELM = os.path.join(ROOT, ".tools", "bin", "helm")
 RELEASE = "mstperf"  # fullname "mstperf": the README's names
@@ -78,7 +77,7 @@ class KubePlayTest(unittest.TestCase):
         try:
             sh("podman", "kube", "play", "--network", cls.network, cls.manifest)
             cls.add_service_aliases()
-            cls.wait_serving()
+            wait_serving(f"127.0.0.1:{cls.port}", 90, cls.logs)
         except BaseException:
             cls.tearDownClass()
             raise
@@ -102,20 +101,6 @@ class KubePlayTest(unittest.TestCase):
             infra = sh("podman", "pod", "inspect", pod, "--format", "{{.InfraContainerID}}").stdout.strip()
             sh("podman", "network", "disconnect", cls.network, infra)
             sh("podman", "network", "connect", *[a for n in names for a in ("--alias", n)], cls.network, infra)
-
-    @classmethod
-    def wait_serving(cls):
-        deadline = time.monotonic() + 90
-        last = ""
-        while time.monotonic() < deadline:
-            p = subprocess.run([GRPCURL, "-plaintext", "-max-time", "3", *HEALTH_PROTO_ARGS, "-d", '{"service": ""}',
-                                f"127.0.0.1:{cls.port}", "grpc.health.v1.Health/Check"],
-                               capture_output=True, text=True)
-            if p.returncode == 0 and "SERVING" in p.stdout:
-                return
-            last = p.stderr
-            time.sleep(0.5)
-        raise AssertionError(f"the played controller never served: {last}\n{cls.logs()}")
 
     @classmethod
     def containers(cls):
@@ -156,30 +141,8 @@ class KubePlayTest(unittest.TestCase):
 
     def test_3_readme_experiment_through_the_chart_wiring(self):
         body = readme_start_experiment_json()  # unchanged: its target is the chart's simulator Service
-        experiment_id = json.loads(body)["experiment_id"]
-        address = f"127.0.0.1:{self.port}"
-        p = subprocess.run([GRPCURL, "-plaintext", "-d", "@", address,
-                            "mstperf.v1.SearchController/StartExperiment"],
-                           input=body, capture_output=True, text=True, timeout=60)
-        self.assertEqual(p.returncode, 0, p.stderr + self.logs())
-        p = subprocess.run([GRPCURL, "-plaintext", "-max-time", "600", "-d",
-                            json.dumps({"experiment_id": experiment_id}), address,
-                            "mstperf.v1.SearchController/WatchExperiment"],
-                           capture_output=True, text=True, timeout=660)
-        self.assertEqual(p.returncode, 0, p.stderr + self.logs())
-        events = [snake(e) for e in decode_stream(p.stdout)]
-        experiment = events[-1]["experiment"]
-        self.assertEqual(events[-1]["kind"], "KIND_EXPERIMENT_FINISHED", self.logs())
-        self.assertEqual(experiment["state"], "EXPERIMENT_STATE_SUCCEEDED", experiment)
-        pair = experiment["pairs"][0]
-        check_pair_result(self, pair)
-
         volume = json.loads(sh("podman", "volume", "inspect", self.claim).stdout)[0]["Mountpoint"]
-        for iteration in pair["iterations"]:
-            folder = os.path.join(volume, iteration["directory"])
-            for name in ("output.csv", "results.json", "results.csv"):
-                self.assertTrue(os.path.isfile(os.path.join(folder, name)), f"{folder}/{name} missing")
-        self.assertTrue(os.path.isfile(os.path.join(volume, "experiments", f"{experiment_id}.json")))
+        run_experiment_to_end(self, f"127.0.0.1:{self.port}", body, volume, self.logs)
 
     def test_4_pods_stop_cleanly_on_sigterm(self):
         # `podman pod stop` sends SIGTERM (kube down would remove the pods at once, with SIGKILL).

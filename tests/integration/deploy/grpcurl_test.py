@@ -10,73 +10,16 @@ mstperf::testing::ServiceProcess starts them: --ready_file tells the ports.
 """
 import json
 import os
-import re
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
 
-ROOT = os.environ.get("MSTPERF_SOURCE_DIR") or os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-BIN_DIR = os.environ.get("MSTPERF_BIN_DIR") or os.path.join(ROOT, "build", "bin")
-GRPCURL = os.path.join(ROOT, ".tools", "bin", "grpcurl")
-README = os.path.join(ROOT, "README.md")
-HEALTH_PROTO_DIR = "/usr/share/grpc-proto"  # Debian's grpc-proto (scripts/deps.sh)
-# grpcurl arguments for grpc.health.v1.Health without reflection (see docs/deploy.md).
-HEALTH_PROTO_ARGS = ["-import-path", HEALTH_PROTO_DIR, "-proto", "grpc/health/v1/health.proto"]
-# The README's example reaches the chart's simulator Service (release "mstperf"); the test's
-# simulator listens on a loopback port of its own.
-README_TARGET = "http://mstperf-simulator:8000"
-
-
-def readme_start_experiment_json():
-    """The JSON body of the README's StartExperiment example (the ```json block after the
-    <!-- deploy:start-experiment --> marker)."""
-    text = open(README).read()
-    m = re.search(r"<!-- deploy:start-experiment -->\s*```json\n(.*?)```", text, re.S)
-    if not m:
-        raise AssertionError("README.md has no <!-- deploy:start-experiment --> ```json block")
-    return m.group(1)
-
-
-def decode_stream(text):
-    """grpcurl prints one JSON document per message; returns them all."""
-    decoder = json.JSONDecoder()
-    out, i = [], 0
-    text = text.strip()
-    while i < len(text):
-        obj, end = decoder.raw_decode(text, i)
-        out.append(obj)
-        i = end
-        while i < len(text) and text[i].isspace():
-            i += 1
-    return out
-
-
-def snake(obj):
-    """grpcurl prints lowerCamelCase field names; the API and the README use the proto names."""
-    if isinstance(obj, dict):
-        return {re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), k): snake(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [snake(v) for v in obj]
-    return obj
-
-
-def check_pair_result(test, pair):
-    """The search ended on one of its own terms with judged iterations. Whether it converged
-    depends on the machine: on a loaded one the evaluator may find the client (send lag) was the
-    limit, retry, and end "inconclusive"; when it converged, the MST is a rate it measured."""
-    test.assertTrue(pair.get("finished"), pair)
-    test.assertGreaterEqual(len(pair["iterations"]), 1, pair)
-    for iteration in pair["iterations"]:
-        test.assertTrue(iteration["verdict"]["state"].startswith("VERDICT_STATE_"), iteration)
-        test.assertTrue(iteration["verdict"].get("reasons"), iteration)
-    reason = pair.get("termination_reason", "")
-    test.assertIn(reason.split(":")[0], ("converged", "max_iterations", "no_sustainable_rate", "inconclusive"), pair)
-    if reason in ("converged", "max_iterations"):
-        measured = {float(i["req_min"]) for i in pair["iterations"]}
-        test.assertIn(float(pair.get("mst_req_min", 0)), measured, pair)
+sys.path.insert(0, os.path.dirname(__file__))
+from deploy_lib import (BIN_DIR, GRPCURL, HEALTH_PROTO_ARGS, README_TARGET, grpcurl,  # noqa: E402
+                        readme_start_experiment_json, run_experiment_to_end, snake)
 
 
 class Service:
@@ -117,14 +60,6 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def grpcurl(*args, data=None, max_time=60):
-    cmd = [GRPCURL, "-plaintext", "-max-time", str(max_time)]
-    if data is not None:
-        cmd += ["-d", "@"]
-    return subprocess.run([*cmd, *args], input=data, capture_output=True, text=True,
-                          timeout=max_time + 30)
 
 
 class GrpcurlTest(unittest.TestCase):
@@ -221,36 +156,10 @@ class GrpcurlTest(unittest.TestCase):
         body = readme_start_experiment_json()
         self.assertIn(README_TARGET, body)
         body = body.replace(README_TARGET, f"http://127.0.0.1:{self.simulator.ports['http_port']}")
-        spec = json.loads(body)
-        experiment_id = spec["experiment_id"]
-
-        p = grpcurl(self.controller.address(), "mstperf.v1.SearchController/StartExperiment", data=body)
-        self.assertEqual(p.returncode, 0, p.stderr + self.logs())
-        started = snake(json.loads(p.stdout))
-        self.assertEqual(started["id"], experiment_id)
-
-        p = grpcurl(self.controller.address(), "mstperf.v1.SearchController/WatchExperiment",
-                    data=json.dumps({"experiment_id": experiment_id}), max_time=240)
-        self.assertEqual(p.returncode, 0, p.stderr + self.logs())
-        events = [snake(e) for e in decode_stream(p.stdout)]
-        self.assertEqual(events[0]["kind"], "KIND_SNAPSHOT")
-        self.assertEqual(events[-1]["kind"], "KIND_EXPERIMENT_FINISHED", events[-1])
-        kinds = {e["kind"] for e in events}
-        self.assertIn("KIND_ITERATION_FINISHED", kinds)
-        self.assertIn("KIND_PAIR_FINISHED", kinds)
-        experiment = events[-1]["experiment"]
-        self.assertEqual(experiment["state"], "EXPERIMENT_STATE_SUCCEEDED", experiment)
-        pair = experiment["pairs"][0]
-        check_pair_result(self, pair)
-        # Every iteration's files are where the experiment says, on the results directory.
-        for iteration in pair["iterations"]:
-            folder = os.path.join(self.results, iteration["directory"])
-            for name in ("output.csv", "results.json", "results.csv"):
-                self.assertTrue(os.path.isfile(os.path.join(folder, name)), f"{folder}/{name}")
-        self.assertTrue(os.path.isfile(os.path.join(self.results, "experiments", f"{experiment_id}.json")))
+        run_experiment_to_end(self, self.controller.address(), body, self.results, self.logs, max_time=240)
 
         p = grpcurl(self.controller.address(), "mstperf.v1.SearchController/GetExperiment",
-                    data=json.dumps({"experiment_id": experiment_id}))
+                    data=json.dumps({"experiment_id": json.loads(body)["experiment_id"]}))
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(snake(json.loads(p.stdout))["state"], "EXPERIMENT_STATE_SUCCEEDED")
 
