@@ -82,8 +82,8 @@ struct IterationOutcome {
 
 // Runs iterations: splits the rate over the loadgen replicas (same seed and start time, replica
 // r sends the schedule's requests i with i % n == r, so the merged arrivals are the requested
-// process), merges their records, and gets the evaluator's verdict. Thread-safe: Stop() may be
-// called from any thread while Run() runs.
+// process), merges their records, and gets the evaluator's verdict (none with evaluate = false:
+// mstperfctl iterate). Thread-safe: Stop() may be called from any thread while Run() runs.
 class IterationRunner {
  public:
   IterationRunner(std::string evaluator_address);
