@@ -21,11 +21,14 @@
 #include "absl/strings/str_split.h"
 #include "services/common/status.h"
 #include "services/controller/spec.h"
+#include "services/evaluator/output_csv.h"
 
 namespace mstperf::controller {
 namespace {
 
 namespace fs = std::filesystem;
+using evaluator::OutputCsvFromRecords;
+using evaluator::PythonFloat;
 
 absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
@@ -69,7 +72,7 @@ std::string Number(double x) {
   if (std::isfinite(x) && x == std::floor(x) && std::fabs(x) < 1e15) {
     return absl::StrCat(static_cast<int64_t>(x));
   }
-  return PyFloat(x);
+  return PythonFloat(x);
 }
 
 std::vector<const v1::RequestRecord*> SortedRows(const std::vector<v1::RequestRecord>& records) {
@@ -94,16 +97,6 @@ double Median(std::vector<double> v) {
 }
 
 }  // namespace
-
-std::string PyFloat(double x) {
-  if (std::isnan(x)) return "nan";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), x);
-  std::string s(buf, end);
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
-}
 
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents, bool sync) {
   static std::atomic<uint64_t> counter{0};
@@ -215,44 +208,6 @@ IterationStats ComputeStats(const std::vector<v1::RequestRecord>& records) {
   return s;
 }
 
-std::string OutputCsv(const std::vector<const v1::RequestRecord*>& rows, double success_rate_pct) {
-  // The evaluator's convention (services/evaluator/output_csv.h), so that re-judging a written
-  // file gives the live verdict: received = end of the response truncated to the second,
-  // latency = end - sent, a record that never ended uses its send (else scheduled) time and
-  // counts as a failure; rows stably sorted by received_timestamp.
-  struct Row {
-    int64_t received_s;
-    double latency_ms;
-    bool success;
-    uint32_t worker;
-    uint64_t request;
-  };
-  std::vector<Row> out_rows;
-  out_rows.reserve(rows.size());
-  for (const v1::RequestRecord* r : rows) {
-    const int64_t sent = r->sent_unix_us() != 0 ? r->sent_unix_us() : r->scheduled_unix_us();
-    const int64_t end = r->end_unix_us() != 0 ? r->end_unix_us() : sent;
-    out_rows.push_back({end >= 0 ? end / 1000000 : -((-end + 999999) / 1000000),
-                        static_cast<double>(std::max<int64_t>(0, end - sent)) / 1000.0,
-                        r->success() && r->end_unix_us() != 0, r->replica_idx(), r->request_idx()});
-  }
-  std::stable_sort(out_rows.begin(), out_rows.end(),
-                   [](const Row& a, const Row& b) { return a.received_s < b.received_s; });
-  std::string out =
-      "received_timestamp,complete_response_time,success_rate,success,worker_idx,request_idx\n";
-  const std::string rate = PyFloat(success_rate_pct);
-  char latency[64];
-  for (const Row& row : out_rows) {
-    std::snprintf(latency, sizeof(latency), "%.3f", row.latency_ms);
-    absl::StrAppend(&out,
-                    absl::FormatTime("%Y%m%dT%H%M%S", absl::FromUnixSeconds(row.received_s),
-                                     absl::UTCTimeZone()),
-                    ",", latency, ",", rate, ",", PyBool(row.success), ",", row.worker, ",",
-                    row.request, "\n");
-  }
-  return out;
-}
-
 std::string ResultsCsv(const IterationFiles& f, const IterationStats& stats) {
   const v1::TokenPair& t = f.spec.tokens();
   const double success_rate =
@@ -268,8 +223,8 @@ std::string ResultsCsv(const IterationFiles& f, const IterationStats& stats) {
       absl::StrCat(t.input().max()), absl::StrCat(t.output().min()),
       absl::StrCat(t.output().max()), absl::StrCat(Number(f.spec.duration_s()), "s"),
       CsvField(f.spec.target().url()), Number(f.spec.req_min()), absl::StrCat(stats.total),
-      PyFloat(success_rate), PyFloat(stats.median_prompt_tokens),
-      PyFloat(stats.median_completion_tokens), PyBool(f.verdict.sustainable()),
+      PythonFloat(success_rate), PythonFloat(stats.median_prompt_tokens),
+      PythonFloat(stats.median_completion_tokens), PyBool(f.verdict.sustainable()),
       absl::StrCat(f.stage), CsvField(f.termination_reason), Number(f.largest_true),
       Number(f.smallest_false), PyBool(f.finished)};
   return absl::StrCat(absl::StrJoin(header, ","), "\n", absl::StrJoin(row, ","), "\n");
@@ -368,6 +323,14 @@ std::string IterationJson(const IterationFiles& f, const IterationStats& stats) 
   for (const auto& s : f.replica_summaries) replicas.push_back(ProtoToJson(s));
   j["replicas"] = replicas;
   if (!f.target_metrics.is_null()) j["target_metrics"] = f.target_metrics;
+  if (f.stopped_early) {
+    // When and why the evaluator ended the iteration before its DURATION, and what it saved.
+    const double at = f.verdict.judged_at_elapsed_s();
+    j["early_stop"] = {{"rule", f.verdict.deciding_rule()},
+                       {"at_elapsed_s", at},
+                       {"duration_s", f.spec.duration_s()},
+                       {"saved_s", std::max(0.0, f.spec.duration_s() - at)}};
+  }
   return j.dump(2) + "\n";
 }
 
@@ -424,9 +387,9 @@ absl::Status ResultsWriter::WriteIteration(const std::string& relative_dir,
   };
 
   const std::pair<const char*, std::string> contents[] = {
-      {"output.csv", OutputCsv(rows, success_rate)},
-      {"first_half.csv", OutputCsv(half(files.verdict.first_half_request_idx()), success_rate)},
-      {"second_half.csv", OutputCsv(half(files.verdict.second_half_request_idx()), success_rate)},
+      {"output.csv", OutputCsvFromRecords(rows, success_rate)},
+      {"first_half.csv", OutputCsvFromRecords(half(files.verdict.first_half_request_idx()), success_rate)},
+      {"second_half.csv", OutputCsvFromRecords(half(files.verdict.second_half_request_idx()), success_rate)},
       {"results.csv", ResultsCsv(files, stats)},
       {"results.json", ResultsJson(files)},
       {"requests.jsonl", RequestsJsonl(rows)},

@@ -6,7 +6,8 @@
 // mstperfctl's `iterate` command for a single fixed-rate iteration.
 //
 //   <root>/requests/<label>/<timestamp>/
-//     output.csv        one row per request (the original's columns, see OutputCsv)
+//     output.csv        one row per request (the original's columns; written by
+//                       services/evaluator/output_csv.h, the one writer of the format)
 //     first_half.csv    the rows of the verdict's first half, same columns
 //     second_half.csv   the rows of the verdict's second half, same columns
 //     results.csv       one row: the iteration's summary (the original's columns)
@@ -88,22 +89,12 @@ IterationStats ComputeStats(const std::vector<v1::RequestRecord>& records);
 // Nearest-rank percentiles of `values` (sorted in place).
 v1::Distribution Summarize(std::vector<double>& values);
 
-// The file contents, exposed for tests and for tools that re-create one file.
-// output.csv / first_half.csv / second_half.csv: header
-//   received_timestamp,complete_response_time,success_rate,success,worker_idx,request_idx
-// received_timestamp is the UTC second the response ended (%Y%m%dT%H%M%S), complete_response_time
-// the send-to-end latency in ms ("%.3f"), success_rate the iteration's percentage on every row,
-// success True/False (Python's spelling), worker_idx the loadgen replica; rows stably sorted by
-// received_timestamp; no index column. The same rows as the evaluator's RowsFromRecords, so a
-// re-evaluation of the file gives the live verdict.
-std::string OutputCsv(const std::vector<const v1::RequestRecord*>& rows, double success_rate_pct);
+// The file contents, exposed for tests and for tools that re-create one file. output.csv and
+// its halves come from evaluator::OutputCsvFromRecords (services/evaluator/output_csv.h).
 std::string ResultsCsv(const IterationFiles& files, const IterationStats& stats);
 std::string ResultsJson(const IterationFiles& files);
 std::string IterationJson(const IterationFiles& files, const IterationStats& stats);
 std::string RequestsJsonl(const std::vector<const v1::RequestRecord*>& rows);
-
-// Python's repr() of a float: shortest round-trip digits, always with a '.' or exponent.
-std::string PyFloat(double x);
 
 class ResultsWriter {
  public:

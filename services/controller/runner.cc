@@ -162,9 +162,14 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
   if (request.loadgen_addresses.empty()) {
     return absl::FailedPreconditionError("no loadgen address");
   }
-  if (evaluator_address_.empty()) {
+  if (request.evaluate && evaluator_address_.empty()) {
     return absl::FailedPreconditionError("no evaluator address (--evaluator)");
   }
+  const bool stream = request.evaluate && request.stream_evaluation;
+  // How often the replicas report progress and the loop below looks at it.
+  const absl::Duration tick =
+      stream ? std::min(request.evaluation_tick, request.progress_interval)
+             : request.progress_interval;
   const size_t n = request.loadgen_addresses.size();
   IterationOutcome out;
   out.started_unix_us = absl::ToUnixMicros(absl::Now() + request.start_delay);
@@ -180,7 +185,8 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
   for (size_t r = 0; r < n; ++r) replicas.push_back(std::make_unique<Replica>());
 
   // Evaluator stream (early verdicts), when asked for.
-  auto evaluator = v1::Evaluator::NewStub(Channel(evaluator_address_));
+  std::unique_ptr<v1::Evaluator::Stub> evaluator;
+  if (request.evaluate) evaluator = v1::Evaluator::NewStub(Channel(evaluator_address_));
   grpc::ClientContext eval_ctx;
   std::unique_ptr<grpc::ClientReaderWriter<v1::EvaluateStreamRequest, v1::Verdict>> eval_stream;
   std::mutex data_mu;     // records, progress, and writes on eval_stream
@@ -197,7 +203,7 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
       return out;
     }
     for (auto& replica : replicas) active_.push_back(&replica->ctx);
-    if (request.stream_evaluation) active_.push_back(&eval_ctx);
+    if (stream) active_.push_back(&eval_ctx);
   }
   auto unregister = [&] {
     absl::MutexLock lock(&mu_);
@@ -210,7 +216,7 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
     });
   };
 
-  if (request.stream_evaluation) {
+  if (stream) {
     eval_stream = evaluator->EvaluateStream(&eval_ctx);
     v1::EvaluateStreamRequest first;
     *first.mutable_config() = request.evaluation;
@@ -254,6 +260,9 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
       spec.set_replica_idx(static_cast<uint32_t>(r));
       spec.set_replica_count(static_cast<uint32_t>(n));
       spec.set_start_at_unix_us(out.started_unix_us);
+      if (spec.progress_interval_s() <= 0 && tick < absl::Seconds(1)) {
+        spec.set_progress_interval_s(absl::ToDoubleSeconds(tick));
+      }
       auto stub = v1::LoadGenerator::NewStub(Channel(request.loadgen_addresses[r]));
       auto reader = stub->RunIteration(&replica.ctx, spec);
       v1::IterationEvent event;
@@ -294,11 +303,13 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
     });
   }
 
-  // Live progress about once a second, to the watchers and (as ticks) to the evaluator.
+  // Live progress to `on_progress` every progress_interval and, when streaming, a tick with the
+  // merged live counts to the evaluator every evaluation_tick.
   {
+    absl::Time next_progress = absl::Now() + request.progress_interval;
     std::unique_lock<std::mutex> lock(done_mu);
     while (running > 0) {
-      done_cv.wait_for(lock, std::chrono::seconds(1));
+      done_cv.wait_for(lock, absl::ToChronoMilliseconds(tick));
       if (running == 0) break;
       v1::IterationProgress merged;
       {
@@ -307,13 +318,17 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
         for (auto& replica : replicas) parts.push_back(replica->progress);
         merged = MergeProgress(parts);
         if (eval_stream != nullptr && !early) {
-          v1::EvaluateStreamRequest tick;
-          tick.mutable_tick()->set_elapsed_s(merged.elapsed_s());
-          *tick.mutable_tick()->mutable_progress() = merged;
-          eval_stream->Write(tick);
+          v1::EvaluateStreamRequest msg;
+          msg.mutable_tick()->set_elapsed_s(merged.elapsed_s());
+          *msg.mutable_tick()->mutable_progress() = merged;
+          eval_stream->Write(msg);
         }
       }
-      if (on_progress) on_progress(merged);
+      const absl::Time now = absl::Now();
+      if (now >= next_progress) {
+        next_progress = now + request.progress_interval;
+        if (on_progress) on_progress(merged);
+      }
     }
   }
   for (auto& t : threads) t.join();
@@ -336,7 +351,10 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
     }
     const bool cancelled_by_us =
         replica.status.error_code() == grpc::StatusCode::CANCELLED && (early || stopped);
-    if (!replica.status.ok() && !cancelled_by_us && error.ok()) {
+    if (replica.status.ok() || cancelled_by_us) continue;
+    if (request.keep_records_on_replica_error) {
+      out.replica_errors.push_back({request.loadgen_addresses[r], replica.status});
+    } else if (error.ok()) {
       error = Annotate(replica.status, absl::StrCat("loadgen ", request.loadgen_addresses[r]));
     }
   }
@@ -354,6 +372,10 @@ absl::StatusOr<IterationOutcome> IterationRunner::Run(
     return out;
   }
 
+  if (!request.evaluate) {
+    unregister();
+    return out;
+  }
   if (eval_stream != nullptr) {
     if (early) {
       eval_ctx.TryCancel();

@@ -35,11 +35,22 @@ struct IterationRequest {
   v1::IterationSpec spec;  // everything but replica_idx / replica_count / start_at
   std::vector<std::string> loadgen_addresses;  // resolved, at least one
   v1::EvaluationConfig evaluation;
+  // false: records only, no verdict and no evaluator needed (mstperfctl iterate).
+  bool evaluate = true;
   // Stream records to the evaluator's EvaluateStream and stop as soon as it gives a certain
   // verdict (default mode with early_stop); otherwise one Evaluate call at the end.
   bool stream_evaluation = false;
+  // true: a replica that fails is reported in IterationOutcome::replica_errors and the others'
+  // records are kept (mstperfctl iterate writes what it got); false: the iteration fails.
+  bool keep_records_on_replica_error = false;
+  // How often `on_progress` is called with the merged progress.
+  absl::Duration progress_interval = absl::Seconds(1);
   // How far in the future the common schedule starts, so every replica is ready.
   absl::Duration start_delay = absl::Milliseconds(1500);
+  // With stream_evaluation: how often the replicas report progress and the evaluator gets a
+  // tick with the merged live counts (the early backlog test needs >= 10 samples past its
+  // warm-up, so 4 a second lets it decide a few seconds in).
+  absl::Duration evaluation_tick = absl::Milliseconds(250);
   // Poll interval of the target's /metrics (when spec.target.metrics_url is set).
   absl::Duration metrics_interval = absl::Seconds(1);
 };
@@ -58,6 +69,12 @@ struct IterationOutcome {
   // when the server was overloaded); 0 when too few completions.
   double completion_rate_per_min = 0;
   std::vector<std::string> warnings;
+  // With keep_records_on_replica_error: the replicas that failed (not cancelled by us).
+  struct ReplicaError {
+    std::string address;
+    grpc::Status status;
+  };
+  std::vector<ReplicaError> replica_errors;
   // Samples of the target's Prometheus metrics (Target.metrics_url) taken during the
   // iteration, as services/common/prom_scrape.h's TargetSamplesToJson; null when not set.
   nlohmann::json target_metrics;
@@ -65,14 +82,14 @@ struct IterationOutcome {
 
 // Runs iterations: splits the rate over the loadgen replicas (same seed and start time, replica
 // r sends the schedule's requests i with i % n == r, so the merged arrivals are the requested
-// process), merges their records, and gets the evaluator's verdict. Thread-safe: Stop() may be
-// called from any thread while Run() runs.
+// process), merges their records, and gets the evaluator's verdict (none with evaluate = false:
+// mstperfctl iterate). Thread-safe: Stop() may be called from any thread while Run() runs.
 class IterationRunner {
  public:
   IterationRunner(std::string evaluator_address);
 
-  // Blocks for the iteration. `on_progress` is called about once a second with the merged
-  // progress of all replicas. Loadgen or evaluator failures are returned as errors.
+  // Blocks for the iteration. `on_progress` is called every request.progress_interval with the
+  // merged progress of all replicas. Loadgen or evaluator failures are returned as errors.
   absl::StatusOr<IterationOutcome> Run(const IterationRequest& request,
                                        const std::function<void(const v1::IterationProgress&)>& on_progress);
 

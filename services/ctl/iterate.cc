@@ -1,84 +1,33 @@
-// iterate: one fixed-rate iteration straight through the loadgen service(s), its files written
-// with the controller's results library (the same bytes a search iteration gets).
+// iterate: one fixed-rate iteration through the loadgen service(s), run by the controller's
+// IterationRunner (the same split over replicas, common start and merged progress a search
+// iteration gets, without a verdict) and written with the controller's results library.
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <filesystem>
 #include <iostream>
-#include <mutex>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "mstperf/v1/loadgen.grpc.pb.h"
 #include "services/controller/results.h"
 #include "services/controller/runner.h"
 #include "services/ctl/commands.h"
 #include "services/ctl/common.h"
 #include "services/ctl/env_file.h"
 #include "services/ctl/format.h"
+#include "services/evaluator/output_csv.h"
 
 namespace mstperf::ctl {
 namespace {
 
 namespace fs = std::filesystem;
-using mstperf::v1::IterationEvent;
 using mstperf::v1::IterationProgress;
 using mstperf::v1::IterationSpec;
-using mstperf::v1::LoadGenerator;
 using mstperf::v1::RequestRecord;
-
-// One loadgen replica's share of the iteration, read on its own thread.
-struct Replica {
-  std::string address;
-  grpc::ClientContext ctx;
-  std::mutex mu;
-  IterationProgress progress;  // guarded by mu
-  std::vector<RequestRecord> records;
-  std::vector<mstperf::v1::IterationSummary> summary;  // 0 or 1
-  mstperf::v1::IterationStarted started;
-  grpc::Status status;
-  std::atomic<bool> done{false};
-};
-
-void ReadReplica(LoadGenerator::Stub* stub, const IterationSpec& spec, Replica* r) {
-  auto reader = stub->RunIteration(&r->ctx, spec);
-  IterationEvent ev;
-  while (reader->Read(&ev)) {
-    std::lock_guard<std::mutex> lock(r->mu);
-    switch (ev.event_case()) {
-      case IterationEvent::kStarted: r->started = ev.started(); break;
-      case IterationEvent::kProgress: r->progress = ev.progress(); break;
-      case IterationEvent::kRecords:
-        for (auto& rec : *ev.mutable_records()->mutable_records()) {
-          r->records.push_back(std::move(rec));
-        }
-        break;
-      case IterationEvent::kSummary:
-        r->summary = {ev.summary()};
-        r->progress = ev.summary().totals();
-        break;
-      default: break;
-    }
-  }
-  r->status = reader->Finish();
-  r->done = true;
-}
-
-// The replicas' progress added up, as the controller merges it.
-IterationProgress Merge(std::vector<std::unique_ptr<Replica>>& replicas) {
-  std::vector<IterationProgress> parts;
-  for (auto& r : replicas) {
-    std::lock_guard<std::mutex> lock(r->mu);
-    parts.push_back(r->progress);
-  }
-  return mstperf::controller::MergeProgress(parts);
-}
 
 }  // namespace
 
@@ -127,79 +76,63 @@ int IterateCommand(const CtlOptions& o) {
   spec.set_duration_s(*duration);
   spec.set_arrival(*arrival);
   spec.set_seed(o.seed);
-  spec.set_replica_count(addresses.size());
   spec.mutable_prompt()->set_use_tokenize_endpoint(true);
-  // Several replicas start their common schedule together.
-  if (addresses.size() > 1) spec.set_start_at_unix_us(absl::ToUnixMicros(start) + 1'000'000);
 
-  std::vector<std::unique_ptr<Replica>> replicas;
-  std::vector<std::unique_ptr<LoadGenerator::Stub>> stubs;
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < addresses.size(); ++i) {
-    auto r = std::make_unique<Replica>();
-    r->address = addresses[i];
-    r->ctx.set_wait_for_ready(false);
-    stubs.push_back(LoadGenerator::NewStub(MakeChannel(addresses[i])));
-    replicas.push_back(std::move(r));
-  }
+  // The runner splits the rate over the replicas (same seed, common start 1.5 s from now) and
+  // merges their records and progress; no evaluator: iterate only records.
+  controller::IterationRunner runner(/*evaluator_address=*/"");
+  controller::IterationRequest request;
+  request.iteration_id = spec.iteration_id();
+  request.spec = spec;
+  request.loadgen_addresses = addresses;
+  request.evaluate = false;
+  request.keep_records_on_replica_error = true;
+  request.progress_interval = absl::Milliseconds(250);
   std::atomic<bool> interrupted{false};
+  absl::StatusOr<controller::IterationOutcome> outcome;
   {
     ScopedInterruptHandler on_ctrl_c([&] {
       interrupted = true;
-      for (auto& r : replicas) r->ctx.TryCancel();
+      runner.Stop();
     });
-    for (size_t i = 0; i < replicas.size(); ++i) {
-      IterationSpec s = spec;
-      s.set_replica_idx(i);
-      threads.emplace_back(ReadReplica, stubs[i].get(), s, replicas[i].get());
-    }
     std::cout << "iteration " << spec.iteration_id() << ": " << FormatRate(o.req_min)
               << " req/min of " << PairText(*pair) << " tokens for " << FormatRate(*duration)
               << " s against " << o.url << " through " << addresses.size() << " loadgen(s)"
               << std::endl;
     const bool bar = isatty(STDOUT_FILENO) == 1;
     double last_plain = -1e9;
-    while (!std::all_of(replicas.begin(), replicas.end(), [](auto& r) { return r->done.load(); })) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-      IterationProgress p = Merge(replicas);
-      if (p.duration_s() <= 0) continue;
+    outcome = runner.Run(request, [&](const IterationProgress& p) {
+      if (p.duration_s() <= 0) return;
       if (bar) {
         std::cout << "\r\033[K  " << FormatProgress(p, o.req_min, true) << std::flush;
       } else if (p.elapsed_s() - last_plain >= 5) {
         last_plain = p.elapsed_s();
         std::cout << "  " << FormatProgress(p, o.req_min, false) << std::endl;
       }
-    }
-    for (auto& t : threads) t.join();
+    });
     if (bar) std::cout << "\r\033[K" << std::flush;
   }
-  const absl::Time end = absl::Now();
-
+  if (!outcome.ok()) return Fail(kExitFailed, std::string(outcome.status().message()));
   controller::IterationFiles files;
   files.spec = spec;
-  files.spec.clear_replica_idx();
   files.replica_count = addresses.size();
-  files.started_unix_us = absl::ToUnixMicros(start);
-  files.ended_unix_us = absl::ToUnixMicros(end);
-  int failed_replicas = 0;
-  for (auto& r : replicas) {
-    for (auto& rec : r->records) files.records.push_back(std::move(rec));
-    for (auto& s : r->summary) {
-      files.replica_summaries.push_back(s);
-      for (const auto& w : s.warnings()) files.warnings.push_back(w);
-    }
-    if (!r->status.ok() && !(interrupted && r->status.error_code() == grpc::StatusCode::CANCELLED)) {
-      ++failed_replicas;
-      std::cerr << "mstperfctl: " << DescribeRpcError(r->status, "loadgen", r->address) << "\n";
-      files.warnings.push_back(
-          absl::StrCat("loadgen ", r->address, " failed: ", r->status.error_message()));
-    }
+  files.started_unix_us = outcome->started_unix_us;
+  files.ended_unix_us = outcome->ended_unix_us;
+  files.records = std::move(outcome->records);
+  files.replica_summaries = outcome->summaries;
+  files.warnings = outcome->warnings;
+  files.target_metrics = outcome->target_metrics;
+  const int failed_replicas = static_cast<int>(outcome->replica_errors.size());
+  for (const auto& e : outcome->replica_errors) {
+    std::cerr << "mstperfctl: " << DescribeRpcError(e.status, "loadgen", e.address) << "\n";
+    files.warnings.push_back(
+        absl::StrCat("loadgen ", e.address, " failed: ", e.status.error_message()));
   }
   if (files.records.empty()) {
     if (failed_replicas > 0) {
-      return replicas.front()->status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
-                     replicas.front()->status.error_code() ==
-                         grpc::StatusCode::FAILED_PRECONDITION
+      const grpc::StatusCode code = outcome->replica_errors.front().status.error_code();
+      return code == grpc::StatusCode::INVALID_ARGUMENT ||
+                     code == grpc::StatusCode::FAILED_PRECONDITION
                  ? kExitUsage
                  : kExitFailed;
     }
@@ -215,7 +148,7 @@ int IterateCommand(const CtlOptions& o) {
   const controller::IterationStats stats = controller::ComputeStats(files.records);
 
   const std::pair<const char*, std::string> contents[] = {
-      {"output.csv", controller::OutputCsv(rows, stats.success_rate_pct)},
+      {"output.csv", evaluator::OutputCsvFromRecords(rows, stats.success_rate_pct)},
       {"results.json", controller::ResultsJson(files)},
       {"requests.jsonl", controller::RequestsJsonl(rows)},
       {"iteration.json", controller::IterationJson(files, stats)},

@@ -138,6 +138,8 @@ void DefaultJudge::Add(const mstperf::v1::RequestRecord& record) {
 }
 
 void DefaultJudge::ObserveProgress(double elapsed_s, const mstperf::v1::IterationProgress& p) {
+  // A tick that repeats the last progress (no newer report from the generators) adds nothing.
+  if (!progress_in_flight_.empty() && elapsed_s <= progress_in_flight_.back().first) return;
   progress_in_flight_.emplace_back(elapsed_s, static_cast<double>(p.in_flight()));
 }
 
@@ -395,6 +397,100 @@ mstperf::v1::Verdict DefaultJudge::Final() const {
   return v;
 }
 
+double DefaultJudge::EarlyWarmup(const Window& w) const {
+  // The first successful requests met an (almost) idle server: their latency is the service
+  // time, not yet inflated by any queue, even when the rate is an overload.
+  const size_t n = std::min(e2e_sample_s_.size(), kEarlyLatencySample);
+  if (n < kEarlyLatencyMinCount) return -1;
+  std::vector<double> first(e2e_sample_s_.begin(), e2e_sample_s_.begin() + n);
+  double warmup = std::max(1.0, 3.0 * LatencyPercentile(std::move(first), 50));
+  if (config_.filter_buffer_s >= 0) warmup = std::max(warmup, w.warmup_s);
+  return warmup;
+}
+
+std::optional<mstperf::v1::Verdict> DefaultJudge::EarlyBacklog(double elapsed_s,
+                                                               const Window& w) const {
+  if (elapsed_s >= w.duration_s) return std::nullopt;
+  const double warmup_s = EarlyWarmup(w);
+  if (warmup_s < 0) return std::nullopt;
+  const double rate_per_s = config_.req_min / 60.0;
+  std::vector<double> t_s, in_flight;
+  // Live in-flight counts from the ticks' progress, when the caller sends them.
+  for (const auto& [t, n] : progress_in_flight_) {
+    if (t >= warmup_s && t <= elapsed_s) {
+      t_s.push_back(t);
+      in_flight.push_back(n);
+    }
+  }
+  double until_s = elapsed_s;
+  const bool estimated_arrivals = t_s.size() < static_cast<size_t>(kBacklogBlocks);
+  if (estimated_arrivals) {
+    // Records arrive when requests end, so what is in flight now is unknown from records;
+    // judge up to 2 s ago, with arrivals estimated as the offered rate times t (open loop).
+    until_s = elapsed_s - 2.0;
+    t_s.clear();
+    in_flight.clear();
+    const int points = std::clamp(static_cast<int>((until_s - warmup_s) * 4), 0, 2000);
+    auto bin = ends_per_bin_.begin();
+    size_t ei = 0;  // requests ended by t (to the end-time bin's resolution)
+    for (int k = 0; k < points; ++k) {
+      const double t = warmup_s + (until_s - warmup_s) * k / std::max(1, points - 1);
+      const int64_t t_us = w.t0_us + static_cast<int64_t>(t * 1e6);
+      while (bin != ends_per_bin_.end() && (bin->first + 1) * kEndBinUs <= t_us) {
+        ei += bin->second;
+        ++bin;
+      }
+      t_s.push_back(t);
+      in_flight.push_back(rate_per_s * t - static_cast<double>(ei));
+    }
+  }
+  // Watched at least as long as the warm-up: a server whose loaded latency is many times the
+  // first requests' would still be filling up, and filling up is not a backlog.
+  const double observed_s = until_s - warmup_s;
+  if (observed_s < std::max(kEarlyMinObservedS, warmup_s)) return std::nullopt;
+  BacklogResult b = BacklogTest(t_s, in_flight, rate_per_s, config_.backlog_threshold,
+                                config_.early_confidence);
+  if (!b.judged) return std::nullopt;
+  if (estimated_arrivals) {
+    // rate * t - arrivals(t) is a random walk (variance rate * t for Poisson arrivals); the
+    // OLS slope of a random walk over T seconds has variance about 6 * rate / (5 T). Widen the
+    // interval by it, so a stable iteration with random arrivals is not called early.
+    const double span_s = t_s.back() - t_s.front();
+    const double walk_var = 6.0 * rate_per_s / (5.0 * std::max(span_s, 1.0));
+    const double se = std::sqrt(b.slope.se * b.slope.se + walk_var);
+    b.slope.ci_low = b.slope.slope - b.slope.t_critical * se;
+    b.slope.ci_high = b.slope.slope + b.slope.t_critical * se;
+  }
+  // A stable server's in-flight count wanders around its level; an overloaded one's keeps
+  // rising. The rise must (1) be steady (the 99% interval of the trend above the threshold),
+  // (2) at least double the level at the start of the watch, and (3) exceed what the arrivals'
+  // own randomness could add over the watch (3 x sqrt(rate x span)).
+  const double start = std::max(0.0, b.start_in_flight);
+  const double growth = b.end_in_flight - b.start_in_flight;
+  const double noise = kEarlyNoiseZ * std::sqrt(rate_per_s * observed_s);
+  if (!(b.slope.ci_low > b.threshold_per_s) || growth < start + noise) return std::nullopt;
+  const double remaining_s = w.duration_s - elapsed_s;
+  Verdict v;
+  v.set_early(true);
+  v.set_judged_at_elapsed_s(elapsed_s);
+  AddReason(v, "backlog_trend", false,
+            absl::StrFormat("in-flight requests grew from %.1f to %.1f over %.1f s after a %.1f s "
+                            "warm-up (%s): %.2f/s (99%% CI %.2f .. %.2f) against a threshold of "
+                            "%.2f/s, more than doubled and %.1f above the %.1f the arrivals' "
+                            "randomness could add; %.0f s left: the backlog cannot drain",
+                            b.start_in_flight, b.end_in_flight, observed_s, warmup_s,
+                            estimated_arrivals ? "from the records" : "live counts",
+                            b.slope.slope, b.slope.ci_low, b.slope.ci_high, b.threshold_per_s,
+                            growth - start, noise, remaining_s),
+            {{"slope_per_s", b.slope.slope}, {"slope_ci_low", b.slope.ci_low},
+             {"slope_ci_high", b.slope.ci_high}, {"threshold_per_s", b.threshold_per_s},
+             {"in_flight_start", b.start_in_flight}, {"in_flight_end", b.end_in_flight},
+             {"noise_margin", noise}, {"warmup_s", warmup_s}, {"observed_s", observed_s},
+             {"remaining_s", remaining_s}, {"live_counts", estimated_arrivals ? 0.0 : 1.0}});
+  SetState(v, mstperf::v1::VERDICT_STATE_UNSUSTAINABLE, "backlog_trend");
+  return v;
+}
+
 std::optional<mstperf::v1::Verdict> DefaultJudge::Early(double elapsed_s) const {
   if (!config_.early_stop || records_.empty()) return std::nullopt;
   const double planned = PlannedRequests();
@@ -460,68 +556,8 @@ std::optional<mstperf::v1::Verdict> DefaultJudge::Early(double elapsed_s) const 
     }
   }
 
-  // Overwhelming: a backlog growing at a 99% confidence, with enough post-warm-up time.
-  const double observed_s = elapsed_s - w.warmup_s;
-  if (observed_s >= std::max(30.0, 0.15 * w.duration_s) && elapsed_s < w.duration_s) {
-    const double rate_per_s = config_.req_min / 60.0;
-    std::vector<double> t_s, in_flight;
-    // Records arrive when requests end, so what is in flight now is unknown from records;
-    // judge up to 2 s ago, with the progress counts when the caller sends them.
-    const double until_s = elapsed_s - 2.0;
-    for (const auto& [t, n] : progress_in_flight_) {
-      if (t >= w.warmup_s && t <= until_s) {
-        t_s.push_back(t);
-        in_flight.push_back(n);
-      }
-    }
-    bool estimated_arrivals = false;
-    if (t_s.size() < 20) {
-      estimated_arrivals = true;
-      t_s.clear();
-      in_flight.clear();
-      const int points = std::clamp(static_cast<int>((until_s - w.warmup_s) * 4), 0, 2000);
-      auto bin = ends_per_bin_.begin();
-      size_t ei = 0;  // requests ended by t (to the end-time bin's resolution)
-      for (int k = 0; k < points; ++k) {
-        const double t = w.warmup_s + (until_s - w.warmup_s) * k / std::max(1, points - 1);
-        const int64_t t_us = w.t0_us + static_cast<int64_t>(t * 1e6);
-        while (bin != ends_per_bin_.end() && (bin->first + 1) * kEndBinUs <= t_us) {
-          ei += bin->second;
-          ++bin;
-        }
-        // Arrivals are estimated as the offered rate times t (open loop); with random (e.g.
-        // Poisson) arrivals the true count wanders around it, which is accounted for below.
-        t_s.push_back(t);
-        in_flight.push_back(rate_per_s * t - static_cast<double>(ei));
-      }
-    }
-    BacklogResult b = BacklogTest(t_s, in_flight, rate_per_s, config_.backlog_threshold,
-                                  config_.early_confidence);
-    if (b.judged && estimated_arrivals) {
-      // rate * t - arrivals(t) is a random walk (variance rate * t for Poisson arrivals); the
-      // OLS slope of a random walk over T seconds has variance about 6 * rate / (5 T). Widen the
-      // interval by it, so a stable iteration with random arrivals is not called early.
-      const double span_s = t_s.back() - t_s.front();
-      const double walk_var = 6.0 * rate_per_s / (5.0 * std::max(span_s, 1.0));
-      const double se = std::sqrt(b.slope.se * b.slope.se + walk_var);
-      b.slope.ci_low = b.slope.slope - b.slope.t_critical * se;
-      b.slope.ci_high = b.slope.slope + b.slope.t_critical * se;
-    }
-    if (b.judged && b.slope.ci_low > b.threshold_per_s) {
-      const double remaining_s = w.duration_s - elapsed_s;
-      AddReason(v, "backlog_trend", false,
-                absl::StrFormat("in-flight requests grow by %.2f/s (99%% CI %.2f .. %.2f) over "
-                                "%.0f s, threshold %.2f/s; %.1f in flight now and %.0f s left: "
-                                "the backlog cannot drain",
-                                b.slope.slope, b.slope.ci_low, b.slope.ci_high, observed_s,
-                                b.threshold_per_s, b.end_in_flight, remaining_s),
-                {{"slope_per_s", b.slope.slope}, {"slope_ci_low", b.slope.ci_low},
-                 {"slope_ci_high", b.slope.ci_high}, {"threshold_per_s", b.threshold_per_s},
-                 {"in_flight_end", b.end_in_flight}, {"remaining_s", remaining_s}});
-      SetState(v, mstperf::v1::VERDICT_STATE_UNSUSTAINABLE, "backlog_trend");
-      return v;
-    }
-  }
+  // Overwhelming: a backlog that grows steadily, far beyond any level a stable server holds.
+  if (const std::optional<Verdict> backlog = EarlyBacklog(elapsed_s, w)) return backlog;
   return std::nullopt;
 }
 

@@ -66,9 +66,13 @@ class DefaultJudge {
   // A verdict that can no longer change, judged at `elapsed_s` seconds into the iteration, or
   // nullopt. Certain: the error-rate limit already exceeded counting every planned request; an
   // SLO percentile already exceeded counting every planned request; more than 1% of the planned
-  // requests already late or dropped (CLIENT_LIMITED). Overwhelming: in-flight growth with a
-  // 99% CI above the backlog threshold after at least 30 s (or 15% of the duration) of
-  // post-warm-up time. Never an early TRUE: sustainability needs the whole window.
+  // requests already late or dropped (CLIENT_LIMITED). Overwhelming (backlog_trend): after a
+  // warm-up of 3 x the median latency of the first successful requests (at least 1 s, at least
+  // FILTER_BUFFER when set) and a watch at least as long as that warm-up (and >= 2 s, >= 10
+  // in-flight samples), the in-flight count (live from progress ticks, else rate x t minus the
+  // ended records) rises with a 99% CI above the backlog threshold, has more than doubled, and
+  // rose by 3 x sqrt(rate x watch) more than that. Never an early TRUE: sustainability needs the
+  // whole window.
   std::optional<mstperf::v1::Verdict> Early(double elapsed_s) const;
 
   // The verdict on everything added so far.
@@ -96,6 +100,9 @@ class DefaultJudge {
   };
   // `estimate`: the warm-up from a sample of the first successful latencies (cheap, for Early).
   Window ComputeWindow(bool estimate) const;
+  // The early backlog test's warm-up (see Early()); < 0 while too few requests have ended.
+  double EarlyWarmup(const Window& w) const;
+  std::optional<mstperf::v1::Verdict> EarlyBacklog(double elapsed_s, const Window& w) const;
   double PlannedRequests() const;
 
   DefaultConfig config_;
@@ -107,6 +114,10 @@ class DefaultJudge {
   // Kept up to date by Add() so that Early(), called on every tick, costs O(bins + violations)
   // rather than O(records).
   static constexpr int64_t kEndBinUs = 250000;
+  static constexpr size_t kEarlyLatencySample = 21;    // first successes for the early warm-up
+  static constexpr size_t kEarlyLatencyMinCount = 5;
+  static constexpr double kEarlyMinObservedS = 2.0;
+  static constexpr double kEarlyNoiseZ = 3.0;
   std::map<int64_t, uint32_t> ends_per_bin_;      // end_us / kEndBinUs -> count
   std::vector<double> e2e_sample_s_;              // first successful latencies (warm-up estimate)
   size_t late_or_dropped_ = 0;

@@ -22,13 +22,10 @@ constexpr char kTimestampFormat[] = "%Y%m%dT%H%M%S";
 const char* const kColumns[] = {"received_timestamp", "complete_response_time", "success_rate",
                                 "success", "worker_idx", "request_idx"};
 
-// Python's repr of a float for the common cases: shortest round-trip digits, ".0" when whole.
-std::string PythonFloat(double v) {
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  std::string s(buf, end);
-  if (s.find_first_of(".en") == std::string::npos) s += ".0";
-  return s;
+void SortByReceived(std::vector<OutputRow>& rows) {
+  std::stable_sort(rows.begin(), rows.end(), [](const OutputRow& a, const OutputRow& b) {
+    return a.received_unix_s < b.received_unix_s;
+  });
 }
 
 absl::Status CellError(int line, absl::string_view column, absl::string_view message) {
@@ -37,6 +34,16 @@ absl::Status CellError(int line, absl::string_view column, absl::string_view mes
 }
 
 }  // namespace
+
+std::string PythonFloat(double x) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), x);
+  std::string s(buf, end);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
 
 std::string FormatReceivedTimestamp(int64_t unix_s) {
   return absl::FormatTime(kTimestampFormat, absl::FromUnixSeconds(unix_s), absl::UTCTimeZone());
@@ -188,9 +195,19 @@ void FinishRows(std::vector<OutputRow>& rows) {
   const double rate =
       rows.empty() ? 0.0 : static_cast<double>(ok) / static_cast<double>(rows.size()) * 100.0;
   for (OutputRow& r : rows) r.success_rate_pct = rate;
-  std::stable_sort(rows.begin(), rows.end(), [](const OutputRow& a, const OutputRow& b) {
-    return a.received_unix_s < b.received_unix_s;
-  });
+  SortByReceived(rows);
+}
+
+std::string OutputCsvFromRecords(const std::vector<const mstperf::v1::RequestRecord*>& records,
+                                 double success_rate_pct) {
+  std::vector<OutputRow> rows;
+  rows.reserve(records.size());
+  for (const mstperf::v1::RequestRecord* rec : records) {
+    rows.push_back(RowFromRecord(*rec));
+    rows.back().success_rate_pct = success_rate_pct;
+  }
+  SortByReceived(rows);
+  return FormatOutputCsv(rows);
 }
 
 std::vector<OutputRow> RowsFromRecords(const std::vector<mstperf::v1::RequestRecord>& records) {

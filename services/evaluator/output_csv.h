@@ -10,9 +10,10 @@
 //   worker_idx, request_idx later versions only; optional when reading
 // Unknown columns (e.g. the `no_statistical_difference` the original appends) are ignored.
 //
-// The controller writes output.csv with FormatOutputCsv(RowsFromRecords(records)) and the
-// evaluator's `most` mode judges exactly those rows, so a re-evaluation of the written file
-// gives the same verdict as the live one.
+// This file is the only writer of output.csv (and of its halves, first_half.csv and
+// second_half.csv): the controller and mstperfctl call OutputCsvFromRecords, and the evaluator's
+// `most` mode judges exactly the rows RowFromRecord makes, so a re-evaluation of the written
+// file gives the same verdict as the live one.
 #ifndef MSTPERF_SERVICES_EVALUATOR_OUTPUT_CSV_H_
 #define MSTPERF_SERVICES_EVALUATOR_OUTPUT_CSV_H_
 
@@ -34,6 +35,10 @@ struct OutputRow {
   int64_t worker_idx = -1;   // -1: column absent
   int64_t request_idx = -1;  // -1: column absent (readers then use the row number, 0-based)
 };
+
+// Python's repr() of a float, as the original's files print them: shortest round-trip digits,
+// ".0" when whole ("100.0"), "nan", "inf", "-inf".
+std::string PythonFloat(double x);
 
 // "%Y%m%dT%H%M%S" in UTC.
 std::string FormatReceivedTimestamp(int64_t unix_s);
@@ -57,6 +62,12 @@ std::vector<OutputRow> RowsFromRecords(const std::vector<mstperf::v1::RequestRec
 // success_rate yet), then FinishRows once (success_rate of all rows, stable sort).
 OutputRow RowFromRecord(const mstperf::v1::RequestRecord& record);
 void FinishRows(std::vector<OutputRow>& rows);
+
+// The file's text for `records` (any subset of an iteration's records, e.g. a half), with
+// `success_rate_pct` on every row (the whole iteration's, also in the halves): RowFromRecord per
+// record, rows stably sorted by received_timestamp (ties keep the given order), FormatOutputCsv.
+std::string OutputCsvFromRecords(const std::vector<const mstperf::v1::RequestRecord*>& records,
+                                 double success_rate_pct);
 
 // The inverse, for files written by the original tool: end = received_timestamp,
 // sent = end - latency (rounded to the microsecond), scheduled = sent. `row_number` is used as

@@ -314,6 +314,27 @@ TEST_F(SuiteTest, IterateWritesTheIterationFiles) {
   EXPECT_THAT(e.out, AllOf(HasSubstr("REQ_MIN 120 (from iteration.json)"), HasSubstr("verdict: ")));
 }
 
+// One replica of two cannot be reached: the other's half of the schedule is still written, the
+// unreachable one is named, and the exit code says the iteration is incomplete.
+TEST_F(SuiteTest, IterateKeepsWhatTheReachableReplicaSent) {
+  const std::string out = dir_ + "/iter-partial";
+  Output o = RunCmd({CtlPath(), "iterate", "--url", SimUrl(), "--tokens", "32:16", "--req-min",
+                     "120", "--duration", "3s", "--arrival", "constant", "--loadgen",
+                     loadgens_[0]->grpc_address() + ",127.0.0.1:1", "--out", out});
+  EXPECT_EQ(o.exit_code, 1) << o.out << o.err;
+  EXPECT_THAT(o.err, HasSubstr("cannot reach the loadgen at 127.0.0.1:1"));
+  EXPECT_THAT(o.out, HasSubstr("warning: loadgen 127.0.0.1:1 failed"));
+  // 6 requests in the common schedule; replica 0 sends the even ones.
+  const std::vector<std::string> rows = Lines(ReadText(out + "/output.csv"));
+  ASSERT_EQ(rows.size(), 1u + 3u) << ReadText(out + "/output.csv");
+  for (size_t i = 1; i < rows.size(); ++i) {
+    std::vector<std::string> cells = absl::StrSplit(rows[i], ',');
+    ASSERT_EQ(cells.size(), 6u) << rows[i];
+    EXPECT_EQ(cells[4], "0") << rows[i];
+    EXPECT_EQ(std::stoi(cells[5]) % 2, 0) << rows[i];
+  }
+}
+
 TEST_F(SuiteTest, IterateBadInputIsNamed) {
   Output o = RunCmd({CtlPath(), "iterate", "--url", SimUrl(), "--tokens", "32", "--req-min",
                      "60", "--duration", "3s", "--out", dir_ + "/x"});

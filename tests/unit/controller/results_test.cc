@@ -89,13 +89,6 @@ IterationFiles Files() {
   return f;
 }
 
-TEST(PyFloatTest, LooksLikePythonRepr) {
-  EXPECT_EQ(PyFloat(100), "100.0");
-  EXPECT_EQ(PyFloat(98.33333333333333), "98.33333333333333");
-  EXPECT_EQ(PyFloat(0.1), "0.1");
-  EXPECT_EQ(PyFloat(91.0), "91.0");
-}
-
 TEST(SafeJoinTest, RejectsEverythingPathLike) {
   EXPECT_EQ(*SafeJoin("/r", {"requests", "32_32", "20261128T101500"}), "/r/requests/32_32/20261128T101500");
   for (const std::string bad : {"..", ".", "", "a/b", "../x", "/abs", "a\\b", "x y", "a\nb"}) {
@@ -189,6 +182,7 @@ TEST(ResultsWriterTest, WritesTheOriginalFilesAndOurs) {
   EXPECT_EQ(ij["statistics"]["requests"]["failed"], 1);
   EXPECT_EQ(ij["statistics"]["send_lag_us"]["p50"].get<double>(), 100.0);
   EXPECT_EQ(ij["statistics"]["ttft_ms"]["max"].get<double>(), 50.0);
+  EXPECT_FALSE(ij.contains("early_stop"));  // ran its whole duration
 
   // requests.jsonl: one record per line with the scheduled and actual send times.
   std::vector<std::string> reqs = Lines(Slurp(d + "/requests.jsonl"));
@@ -202,6 +196,27 @@ TEST(ResultsWriterTest, WritesTheOriginalFilesAndOurs) {
   for (const auto& e : fs::directory_iterator(d)) {
     EXPECT_FALSE(absl::StrContains(e.path().filename().string(), ".tmp")) << e.path();
   }
+}
+
+TEST(ResultsWriterTest, AnEarlyStopSaysWhenAndByWhichRule) {
+  const std::string root = testing::MakeTempDir("results-early");
+  ResultsWriter writer(root);
+  IterationFiles f = Files();
+  f.stopped_early = true;
+  f.verdict.set_early(true);
+  f.verdict.set_state(v1::VERDICT_STATE_UNSUSTAINABLE);
+  f.verdict.set_deciding_rule("backlog_trend");
+  f.verdict.set_judged_at_elapsed_s(7.25);
+  absl::StatusOr<std::string> dir = writer.CreateIterationDir("32_4", absl::FromUnixMicros(kT0));
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  ASSERT_TRUE(writer.WriteIteration(*dir, f).ok());
+  nlohmann::json ij = nlohmann::json::parse(Slurp(root + "/" + *dir + "/iteration.json"));
+  EXPECT_TRUE(ij["stopped_early"].get<bool>());
+  ASSERT_TRUE(ij.contains("early_stop")) << ij.dump(2);
+  EXPECT_EQ(ij["early_stop"]["rule"], "backlog_trend");
+  EXPECT_EQ(ij["early_stop"]["at_elapsed_s"].get<double>(), 7.25);
+  EXPECT_EQ(ij["early_stop"]["duration_s"].get<double>(), 30.0);
+  EXPECT_EQ(ij["early_stop"]["saved_s"].get<double>(), 30.0 - 7.25);
 }
 
 TEST(ResultsWriterTest, UnsafeLabelsWriteNothing) {

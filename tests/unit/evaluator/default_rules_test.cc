@@ -35,6 +35,10 @@ struct Sim {
   // > 0: every request takes exactly this long (whole microseconds), no queueing.
   int64_t exact_latency_us = 0;
   bool poisson = false;  // exponential gaps instead of evenly spaced sends
+  // > 0: the service time of the first `ramp_requests` requests rises linearly to
+  // (1 + service_ramp) x service_s and stays there: a server that slows as its batch fills.
+  double service_ramp = 0;
+  int ramp_requests = 0;
 };
 
 // Open-loop arrivals at exactly req_min; FIFO over `slots` servers.
@@ -55,7 +59,11 @@ std::vector<RequestRecord> Simulate(const Sim& s) {
     const double sent = sched + lag;
     auto slot = std::min_element(free_at.begin(), free_at.end());
     const double start = std::max(sent, *slot);
-    const double service = s.service_s * (1 + s.service_growth * sched / s.duration_s) *
+    const double ramp =
+        s.ramp_requests > 0
+            ? 1 + s.service_ramp * std::min(1.0, static_cast<double>(i) / s.ramp_requests)
+            : 1.0;
+    const double service = s.service_s * ramp * (1 + s.service_growth * sched / s.duration_s) *
                            (1 + s.service_jitter * (u(rng) - 0.5));
     const double end = start + s.prefill_s + service;
     *slot = end;
@@ -200,18 +208,21 @@ TEST(DefaultRulesTest, SlosAndErrorRate) {
   EXPECT_NEAR(v.success_rate_pct(), 90, 4);
 }
 
-// Feeds records as they would arrive (at their end time) with a tick every second; with
-// `progress`, each tick also carries the live in-flight count, as the controller sends it.
+// Feeds records as they would arrive (at their end time) with a tick every `tick_s` seconds of
+// simulated time; with `progress`, each tick also carries the live in-flight count, as the
+// controller sends it.
 std::optional<mstperf::v1::Verdict> FirstEarly(const Sim& s, DefaultConfig c,
-                                               bool progress = false) {
+                                               bool progress = false, double tick_s = 1.0) {
   c.early_stop = true;
   std::vector<RequestRecord> records = Simulate(s);
   std::sort(records.begin(), records.end(),
             [](const auto& a, const auto& b) { return a.end_unix_us() < b.end_unix_us(); });
   DefaultJudge judge(c);
   size_t next = 0;
-  for (int t = 1; t <= static_cast<int>(s.duration_s); ++t) {
-    const int64_t now = kT0 + t * 1000000LL;
+  const int ticks = static_cast<int>(s.duration_s / tick_s);
+  for (int k = 1; k <= ticks; ++k) {
+    const double t = k * tick_s;
+    const int64_t now = kT0 + static_cast<int64_t>(t * 1e6);
     while (next < records.size() && records[next].end_unix_us() <= now) {
       judge.Add(records[next++]);
     }
@@ -225,6 +236,90 @@ std::optional<mstperf::v1::Verdict> FirstEarly(const Sim& s, DefaultConfig c,
     if (auto v = judge.Early(t)) return v;
   }
   return std::nullopt;
+}
+
+// The integration tests' simulator: 4 slots of about 0.3 s, capacity 4 / 0.3 s = 800 req/min.
+Sim SmallEngine(double load, double duration_s) {
+  Sim s;
+  s.slots = 4;
+  s.service_s = 0.28;
+  s.prefill_s = 0.02;
+  s.duration_s = duration_s;
+  s.req_min = load * 800;
+  return s;
+}
+
+// What the controller does: ticks 4 times a second with the merged live progress. An overload
+// of 1.5x to 3x the capacity is stopped in the first half of a 30 s iteration.
+TEST(DefaultRulesTest, EarlyStopOnAClearOverloadWithLiveProgress) {
+  for (double load : {1.5, 2.0, 3.0}) {
+    for (bool poisson : {false, true}) {
+      Sim s = SmallEngine(load, 30);
+      s.poisson = poisson;
+      auto v = FirstEarly(s, ConfigFor(s), /*progress=*/true, /*tick_s=*/0.25);
+      ASSERT_TRUE(v.has_value()) << "load " << load << " poisson " << poisson;
+      EXPECT_EQ(v->state(), mstperf::v1::VERDICT_STATE_UNSUSTAINABLE);
+      EXPECT_EQ(v->deciding_rule(), "backlog_trend");
+      EXPECT_TRUE(v->early());
+      EXPECT_LT(v->judged_at_elapsed_s(), 15) << Explain(*v);
+      EXPECT_EQ(ReasonOf(*v, "backlog_trend").values().at("live_counts"), 1.0);
+      std::cout << "load " << load << (poisson ? " poisson" : " constant") << ": early FALSE at "
+                << v->judged_at_elapsed_s() << " s of 30\n";
+      // From the records alone (no progress ticks) it comes too, later.
+      auto r = FirstEarly(s, ConfigFor(s), /*progress=*/false, /*tick_s=*/0.25);
+      ASSERT_TRUE(r.has_value()) << "load " << load << " poisson " << poisson;
+      EXPECT_LT(r->judged_at_elapsed_s(), 25) << Explain(*r);
+      EXPECT_EQ(ReasonOf(*r, "backlog_trend").values().at("live_counts"), 0.0);
+    }
+  }
+}
+
+// No early FALSE at a sustainable rate, whatever the seed, the arrival process, the tick rate,
+// the length of the iteration, or whether live counts are sent.
+TEST(DefaultRulesTest, NoEarlyStopAtASustainableRate) {
+  int judged = 0;
+  for (double load : {0.7, 0.85}) {
+    for (double duration : {30.0, 120.0}) {
+      for (bool poisson : {false, true}) {
+        for (bool progress : {false, true}) {
+          for (unsigned seed = 1; seed <= 10; ++seed) {
+            Sim s = SmallEngine(load, duration);
+            s.poisson = poisson;
+            s.seed = seed;
+            auto v = FirstEarly(s, ConfigFor(s), progress, /*tick_s=*/0.25);
+            EXPECT_FALSE(v.has_value())
+                << "load " << load << " duration " << duration << " poisson " << poisson
+                << " progress " << progress << " seed " << seed << "\n"
+                << (v ? Explain(*v) : "");
+            ++judged;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(judged, 160);
+}
+
+// A server that slows as its batch fills (loaded latency 5x the first requests') at a stable
+// rate: its in-flight count rises for a while after the warm-up, then levels off. Filling up is
+// not a backlog: no early FALSE, and the final verdict is TRUE.
+TEST(DefaultRulesTest, NoEarlyStopWhileAStableServerFillsUp) {
+  for (bool progress : {false, true}) {
+    for (unsigned seed = 1; seed <= 5; ++seed) {
+      Sim s;
+      s.slots = 64;
+      s.service_s = 1.0;
+      s.service_ramp = 4.0;  // 1 s for the first request, 5 s from the 100th on
+      s.ramp_requests = 100;
+      s.req_min = 300;  // 5/s x 5 s = 25 in flight of 64 slots
+      s.duration_s = 120;
+      s.seed = seed;
+      s.poisson = true;
+      auto v = FirstEarly(s, ConfigFor(s), progress, /*tick_s=*/0.25);
+      EXPECT_FALSE(v.has_value()) << "seed " << seed << " progress " << progress << "\n"
+                                  << (v ? Explain(*v) : "");
+    }
+  }
 }
 
 TEST(DefaultRulesTest, EarlyVerdictsWithLiveProgress) {

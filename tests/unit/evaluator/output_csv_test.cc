@@ -1,6 +1,8 @@
 // output.csv: reading the original's files, clear errors, and agreement of writer and reader.
 #include "services/evaluator/output_csv.h"
 
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 namespace mstperf::evaluator {
@@ -112,6 +114,53 @@ TEST(OutputCsvTest, WriterAndReaderAgree) {
     EXPECT_EQ((*back)[i].worker_idx, rows[i].worker_idx);
     EXPECT_DOUBLE_EQ((*back)[i].success_rate_pct, rows[i].success_rate_pct);
   }
+}
+
+// The one writer the controller and mstperfctl use: the same bytes as the evaluator's rows when
+// the rate is the rows' own, and the given (whole iteration's) rate on a half's rows.
+TEST(OutputCsvTest, OutputCsvFromRecordsIsTheEvaluatorsRows) {
+  std::vector<mstperf::v1::RequestRecord> records(20);
+  std::vector<const mstperf::v1::RequestRecord*> all, half;
+  for (int i = 0; i < 20; ++i) {
+    records[i].set_request_idx(i);
+    records[i].set_replica_idx(i % 2);
+    records[i].set_sent_unix_us(1773482400'000000 + i * 300'000);
+    // Later requests end sooner: the file is sorted by received_timestamp, not request_idx.
+    records[i].set_end_unix_us(records[i].sent_unix_us() + 5'000'000 - i * 200'000);
+    records[i].set_success(i != 7);
+    all.push_back(&records[i]);
+    if (i >= 10) half.push_back(&records[i]);
+  }
+  const std::string text = OutputCsvFromRecords(all, 95.0);
+  EXPECT_EQ(text, FormatOutputCsv(RowsFromRecords(records)));
+  auto rows = ParseOutputCsv(text);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 20u);
+  for (size_t i = 1; i < rows->size(); ++i) {
+    EXPECT_LE((*rows)[i - 1].received_unix_s, (*rows)[i].received_unix_s);
+  }
+  EXPECT_NE(text.find(",95.0,False,1,7\n"), std::string::npos) << text;
+
+  auto half_rows = ParseOutputCsv(OutputCsvFromRecords(half, 95.0));
+  ASSERT_TRUE(half_rows.ok());
+  ASSERT_EQ(half_rows->size(), 10u);
+  for (const OutputRow& r : *half_rows) {
+    EXPECT_DOUBLE_EQ(r.success_rate_pct, 95.0);  // the iteration's rate, not the half's 100
+    EXPECT_GE(r.request_idx, 10);
+  }
+  EXPECT_EQ(OutputCsvFromRecords({}, 0),
+            "received_timestamp,complete_response_time,success_rate,success,worker_idx,"
+            "request_idx\n");
+}
+
+TEST(OutputCsvTest, PythonFloatLooksLikePythonRepr) {
+  EXPECT_EQ(PythonFloat(100), "100.0");
+  EXPECT_EQ(PythonFloat(98.33333333333333), "98.33333333333333");
+  EXPECT_EQ(PythonFloat(0.1), "0.1");
+  EXPECT_EQ(PythonFloat(91.0), "91.0");
+  EXPECT_EQ(PythonFloat(1e300), "1e+300");
+  EXPECT_EQ(PythonFloat(std::nan("")), "nan");
+  EXPECT_EQ(PythonFloat(-INFINITY), "-inf");
 }
 
 TEST(OutputCsvTest, TimestampFormat) {
