@@ -249,12 +249,14 @@ struct TokenTiming {
   bool realtime = false;  // the event loop ran SCHED_FIFO (else it shared the CPU fairly)
   size_t tokens = 0;
   std::vector<double> late_us;       // arrival - write end, every token
-  std::vector<std::string> excused;  // late, with what the host did meanwhile
-  std::vector<std::string> wrong;    // early, or late while the loop itself was busy
+  std::vector<std::string> excused;      // late, with what the host did meanwhile
+  std::vector<std::string> unexplained;  // late, and the samples do not show why
+  std::vector<std::string> wrong;        // early or miscounted: never the host's
   bool ok() const {
-    return wrong.empty() && excused.size() * 1000 <= tokens * kMaxExcusedPerMille;
+    return wrong.empty() && unexplained.empty() &&
+           excused.size() * 1000 <= tokens * kMaxExcusedPerMille;
   }
-  bool clean() const { return wrong.empty() && excused.empty(); }
+  bool clean() const { return wrong.empty() && unexplained.empty() && excused.empty(); }
   std::string Describe() const {
     std::vector<double> s = late_us;
     std::sort(s.begin(), s.end());
@@ -262,8 +264,10 @@ struct TokenTiming {
     o << "event loop " << (realtime ? "SCHED_FIFO" : "SCHED_OTHER (no permission for FIFO)")
       << "; " << tokens << " tokens; arrival after the write: p50 " << s[s.size() / 2] << " us, p99 "
       << s[s.size() * 99 / 100] << " us, max " << s.back() << " us; " << excused.size()
-      << " late as the host explains, " << wrong.size() << " wrong";
+      << " late as the host explains, " << unexplained.size() << " late unexplained, "
+      << wrong.size() << " wrong (timed before the write, or chunks miscounted)";
     for (const auto& e : excused) o << "\n  excused: " << e;
+    for (const auto& u : unexplained) o << "\n  UNEXPLAINED: " << u;
     for (const auto& w : wrong) o << "\n  WRONG: " << w;
     return o.str();
   }
@@ -304,16 +308,18 @@ TokenTiming CheckTokenTimes(const std::vector<RequestResult>& results,
         // ksoftirqd delivering the bytes) cover it, or when the server's TCP still held the
         // event after the write (then it reached the socket later) and the loop did not run
         // for the excess itself. Anything else may be the loadgen's (busy, or asleep over
-        // readable data): it fails.
+        // readable data), or a stall the samples cannot see (the VM's vCPU paused by its
+        // host: it shows as neither run nor wait): the measurement is repeated, and only a
+        // run without one passes, so a fault of ours, which recurs, fails the test.
         const int64_t excess = late - kTokenBoundUs;
         if (!i.known) {
-          t.wrong.push_back(absl::StrCat(why, " (no schedstat samples)"));
+          t.unexplained.push_back(absl::StrCat(why, " (no schedstat samples)"));
         } else if (i.loop_wait_us + i.softirqd_wait_us >= excess) {
           t.excused.push_back(absl::StrCat("[scheduler] ", why));
         } else if (unsent > 0 && i.loop_cpu_us < excess) {
           t.excused.push_back(absl::StrCat("[held by the sender's TCP] ", why));
         } else {
-          t.wrong.push_back(why);
+          t.unexplained.push_back(why);
         }
       }
     }
@@ -406,10 +412,11 @@ TokenTiming EveryShapeAttempt() {
 }
 
 TEST(RunnerTest, EveryShapeAndErrorAgainstTheAwkwardServer) {
-  // Up to three measurements: one with no late token passes; one whose late tokens the host
-  // explains is retried, and the last may keep up to 5 per mille of them; a token timed early,
-  // or late while the loop was busy for the excess, fails at once. Every attempt is printed.
-  constexpr int kAttempts = 3;
+  // Up to five measurements: one with no late token passes; one with late tokens is
+  // retried, and the last may keep up to 5 per mille of tokens late as the host explains and
+  // none late unexplained; a token timed before its write fails at once. Every attempt is
+  // printed.
+  constexpr int kAttempts = 5;
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
     const TokenTiming timing = EveryShapeAttempt();
     if (::testing::Test::HasFailure()) return;
