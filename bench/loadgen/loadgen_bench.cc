@@ -4,7 +4,6 @@
 //   parse   : SSE parse + chunk scan vs SSE parse + full nlohmann parse, events/s
 //   memory  : heap per in-flight request and per recorded token
 #include <malloc.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -43,6 +42,19 @@ ABSL_FLAG(std::string, arrival, "constant", "open: constant or poisson");
 
 namespace mstperf::loadgen {
 namespace {
+
+// CPU time (user + system) of this process, and of the calling thread.
+double ProcessCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 double CpuSeconds(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -142,8 +154,7 @@ Closed ClosedRunner() {
   Runner runner(std::move(o), Endless());
   uint64_t ok = 0, failed = 0, chunks = 0;
   std::string first_error;
-  rusage r0, r1;
-  getrusage(RUSAGE_SELF, &r0);
+  const double cpu0 = ProcessCpuSeconds();
   const absl::Time t0 = absl::Now();
   absl::Status s = runner.Run([&](RequestResult&& r) {
     r.success ? ++ok : ++failed;
@@ -151,11 +162,7 @@ Closed ClosedRunner() {
     chunks += r.chunk_offset_us.size();
   });
   const double wall = absl::ToDoubleSeconds(absl::Now() - t0);
-  getrusage(RUSAGE_SELF, &r1);
-  const double cpu = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec -
-                      r0.ru_stime.tv_sec) +
-                     (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec -
-                      r0.ru_stime.tv_usec) * 1e-6;
+  const double cpu = ProcessCpuSeconds() - cpu0;
   std::printf("runner     : %8.0f req/s  %10.0f token events/s  cpu %3.0f%%  %6.1f us CPU/req  "
               "failed %llu  connections %llu\n",
               ok / wall, chunks / wall, 100 * cpu / wall, 1e6 * cpu / std::max<uint64_t>(ok, 1),
@@ -196,8 +203,7 @@ Closed ClosedBare() {
   };
   for (int i = 0; i < concurrency; ++i) add(curl_easy_init());
   uint64_t done = 0;
-  rusage r0, r1;
-  getrusage(RUSAGE_SELF, &r0);
+  const double cpu0 = ProcessCpuSeconds();
   const absl::Time t0 = absl::Now();
   const absl::Time end = t0 + absl::Seconds(absl::GetFlag(FLAGS_duration));
   int running = 1;
@@ -214,11 +220,7 @@ Closed ClosedBare() {
     curl_multi_poll(multi, nullptr, 0, 100, nullptr);
   }
   const double wall = absl::ToDoubleSeconds(absl::Now() - t0);
-  getrusage(RUSAGE_SELF, &r1);
-  const double cpu = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec -
-                      r0.ru_stime.tv_sec) +
-                     (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec -
-                      r0.ru_stime.tv_usec) * 1e-6;
+  const double cpu = ProcessCpuSeconds() - cpu0;
   std::printf("bare loop  : %8.0f req/s  %10.0f       events/s  cpu %3.0f%%  %6.1f us CPU/req\n",
               done / wall, ctx.events / wall, 100 * cpu / wall,
               1e6 * cpu / std::max<uint64_t>(done, 1));
@@ -226,12 +228,6 @@ Closed ClosedBare() {
   curl_multi_cleanup(multi);
   curl_slist_free_all(headers);
   return {done / wall, 1e6 * cpu / std::max<uint64_t>(done, 1)};
-}
-
-double ThreadCpuSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 // Events per CPU-second (not wall time: the machine is shared, CPU time is what the parser

@@ -1,6 +1,5 @@
 #include "tests/integration/controller/suite.h"
 
-#include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
@@ -14,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "services/common/prom_scrape.h"
 
 namespace mstperf::testing {
 namespace {
@@ -23,27 +23,6 @@ namespace fs = std::filesystem;
 std::string Bin(const std::string& name) { return std::string(MSTPERF_BIN_DIR) + "/" + name; }
 
 const std::vector<std::string> kCommon = {"--port=0", "--metrics_port=-1", "--host=127.0.0.1"};
-
-std::vector<std::string> With(std::vector<std::string> extra) {
-  std::vector<std::string> args = kCommon;
-  args.insert(args.end(), extra.begin(), extra.end());
-  return args;
-}
-
-std::string HttpGet(const std::string& url) {
-  std::string body;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, +[](char* p, size_t s, size_t n, void* ud) -> size_t {
-    static_cast<std::string*>(ud)->append(p, s * n);
-    return s * n;
-  });
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_perform(curl);
-  curl_easy_cleanup(curl);
-  return body;
-}
 
 bool Terminal(v1::ExperimentState s) {
   return s == v1::EXPERIMENT_STATE_SUCCEEDED || s == v1::EXPERIMENT_STATE_FAILED ||
@@ -99,8 +78,15 @@ absl::Status Suite::StartController() {
 }
 
 double Suite::Capacity(int in, int out) const {
-  const std::string body = HttpGet(absl::StrCat("http://127.0.0.1:", simulator_->port("http_port"),
-                                                "/sim/capacity?input_tokens=", in, "&output_tokens=", out));
+  const absl::StatusOr<std::string> got =
+      prom::HttpGetText(absl::StrCat("http://127.0.0.1:", simulator_->port("http_port"),
+                               "/sim/capacity?input_tokens=", in, "&output_tokens=", out),
+                  absl::Seconds(10));
+  if (!got.ok()) {
+    ADD_FAILURE() << "GET /sim/capacity: " << got.status();
+    return 0;
+  }
+  const std::string& body = *got;
   nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.contains("capacity_req_min")) {
     ADD_FAILURE() << "bad /sim/capacity answer: " << body;
@@ -180,16 +166,16 @@ v1::Experiment Suite::WaitToEnd(const std::string& id, absl::Duration timeout) {
   return last;
 }
 
-bool Suite::WaitForIterations(const std::string& id, int n, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+bool Suite::WatchUntil(const std::string& id, absl::Duration timeout,
+                       const std::function<bool(const v1::ExperimentEvent&)>& done) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(deadline));
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   v1::WatchExperimentRequest request;
   request.set_experiment_id(id);
   auto reader = stub_->WatchExperiment(&ctx, request);
   v1::ExperimentEvent event;
   while (reader->Read(&event)) {
-    if (TotalIterations(event.experiment()) >= n) {
+    if (done(event)) {
       ctx.TryCancel();
       reader->Finish();
       return true;
@@ -199,24 +185,18 @@ bool Suite::WaitForIterations(const std::string& id, int n, absl::Duration timeo
   return false;
 }
 
+bool Suite::WaitForIterations(const std::string& id, int n, absl::Duration timeout) {
+  return WatchUntil(id, timeout, [n](const v1::ExperimentEvent& event) {
+    return TotalIterations(event.experiment()) >= n;
+  });
+}
+
 bool Suite::WaitForProgress(const std::string& id, int n, absl::Duration timeout) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  v1::WatchExperimentRequest request;
-  request.set_experiment_id(id);
-  auto reader = stub_->WatchExperiment(&ctx, request);
-  v1::ExperimentEvent event;
   int seen = 0;
-  while (reader->Read(&event)) {
-    if (event.kind() == v1::ExperimentEvent::KIND_PROGRESS && event.progress().completed() > 0 &&
-        ++seen >= n) {
-      ctx.TryCancel();
-      reader->Finish();
-      return true;
-    }
-  }
-  reader->Finish();
-  return false;
+  return WatchUntil(id, timeout, [n, &seen](const v1::ExperimentEvent& event) {
+    return event.kind() == v1::ExperimentEvent::KIND_PROGRESS &&
+           event.progress().completed() > 0 && ++seen >= n;
+  });
 }
 
 v1::Experiment Suite::Cancel(const std::string& id) {
@@ -240,7 +220,11 @@ void Suite::RestartController() {
 }
 
 std::string Suite::ControllerMetrics() const {
-  return HttpGet(absl::StrCat("http://127.0.0.1:", controller_->port("metrics_port"), "/metrics"));
+  const absl::StatusOr<std::string> got = prom::HttpGetText(
+      absl::StrCat("http://127.0.0.1:", controller_->port("metrics_port"), "/metrics"),
+      absl::Seconds(10));
+  if (!got.ok()) ADD_FAILURE() << "GET the controller's /metrics: " << got.status();
+  return got.value_or("");
 }
 
 std::string Suite::Logs() const {

@@ -5,6 +5,7 @@
 // the evaluator, two loadgen replicas and the controller, plus helpers to drive experiments
 // through the controller's gRPC API.
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -44,6 +45,9 @@ class Suite {
  private:
   Suite() = default;
   absl::Status StartController();
+  // Watches the experiment until `done` accepts an event (true) or `timeout` passes (false).
+  bool WatchUntil(const std::string& id, absl::Duration timeout,
+                  const std::function<bool(const v1::ExperimentEvent&)>& done);
 
   std::string results_;
   std::unique_ptr<ServiceProcess> simulator_, evaluator_, loadgen_a_, loadgen_b_, controller_;

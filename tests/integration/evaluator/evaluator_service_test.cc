@@ -1,7 +1,6 @@
 // The real mstperf-evaluator process on port 0, over gRPC: both RPCs agree with the original's
 // verdicts on the recorded output.csv files, the stream gives an early verdict then the final
 // one, bad input is INVALID_ARGUMENT naming the field, and /metrics counts the verdicts.
-#include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
@@ -12,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mstperf/v1/evaluator.grpc.pb.h"
+#include "services/common/prom_scrape.h"
 #include "services/common/testing/process.h"
 #include "services/evaluator/output_csv.h"
 
@@ -30,21 +30,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-std::string HttpGet(const std::string& url) {
-  std::string body;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION,
-                   +[](char* p, size_t s, size_t n, void* ud) -> size_t {
-                     static_cast<std::string*>(ud)->append(p, s * n);
-                     return s * n;
-                   });
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_perform(curl);
-  curl_easy_cleanup(curl);
-  return body;
 }
 
 class EvaluatorServiceTest : public ::testing::Test {
@@ -309,8 +294,11 @@ TEST_F(EvaluatorServiceTest, MetricsCountVerdicts) {
   grpc::ClientContext ctx;
   Verdict v;
   ASSERT_TRUE(stub_->Evaluate(&ctx, request, &v).ok());
-  const std::string metrics =
-      HttpGet("http://127.0.0.1:" + std::to_string(process_->port("metrics_port")) + "/metrics");
+  const absl::StatusOr<std::string> got = prom::HttpGetText(
+      "http://127.0.0.1:" + std::to_string(process_->port("metrics_port")) + "/metrics",
+      absl::Seconds(10));
+  ASSERT_TRUE(got.ok()) << got.status();
+  const std::string& metrics = *got;
   EXPECT_NE(metrics.find("mstperf_evaluator_verdicts_total{result=\"sustainable\","
                          "rule=\"welch_t_test\"}"),
             std::string::npos)

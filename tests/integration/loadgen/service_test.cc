@@ -1,7 +1,6 @@
 // mstperf-loadgen as a process, through gRPC: validation errors, a whole iteration against the
 // awkward server (events, records, errors by kind, exact prompts, metrics), replicas sharing
 // one schedule, and cancellation.
-#include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
 
 #include <cstdlib>
@@ -14,6 +13,7 @@
 
 #include "absl/time/clock.h"
 #include "mstperf/v1/loadgen.grpc.pb.h"
+#include "services/common/prom_scrape.h"
 #include "services/common/testing/process.h"
 #include "tests/integration/loadgen/awkward_server.h"
 
@@ -235,18 +235,11 @@ TEST_F(LoadgenServiceTest, AWholeIterationStreamsEveryRecordAndCountsEveryError)
   }
 
   // Metrics count what the records say.
-  std::string metrics;
-  CURL* curl = curl_easy_init();
-  const std::string url =
-      "http://127.0.0.1:" + std::to_string(process_->port("metrics_port")) + "/metrics";
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, +[](char* p, size_t s, size_t n, void* ud) {
-    static_cast<std::string*>(ud)->append(p, s * n);
-    return s * n;
-  });
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &metrics);
-  ASSERT_EQ(curl_easy_perform(curl), CURLE_OK);
-  curl_easy_cleanup(curl);
+  const absl::StatusOr<std::string> got = prom::HttpGetText(
+      "http://127.0.0.1:" + std::to_string(process_->port("metrics_port")) + "/metrics",
+      absl::Seconds(10));
+  ASSERT_TRUE(got.ok()) << got.status();
+  const std::string& metrics = *got;
   EXPECT_NE(metrics.find("mstperf_loadgen_requests_failed_total{reason=\"http_status\"} " +
                          std::to_string(count({5, 6}))),
             std::string::npos)
