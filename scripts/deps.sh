@@ -9,6 +9,7 @@ PACKAGES=(
   libabsl-dev libcurl4-openssl-dev prometheus-cpp-dev nlohmann-json3-dev
   libboost-dev libboost-system-dev libgtest-dev libgmock-dev googletest
   prometheus python3 python3-yaml
+  ccache       # a second build tree (worktree, fresh clone) reuses compiled objects
   nginx-light  # bench/loadgen: a static SSE target that is never the bottleneck
 )
 
