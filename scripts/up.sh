@@ -91,7 +91,9 @@ wait_ready() {  # wait_ready NAME: until its ready file exists (or it is up from
 start simulator mstperf-simulator --port="$SIM_PORT"
 loadgen_addresses=()
 for i in "${!LG_PORTS[@]}"; do
-  start "loadgen-$i" mstperf-loadgen --port="${LG_PORTS[$i]}" --metrics_port="${LG_METRICS[$i]}"
+  # Real-time event loop (SCHED_FIFO) where the process may; it warns in its log otherwise.
+  start "loadgen-$i" mstperf-loadgen --port="${LG_PORTS[$i]}" --metrics_port="${LG_METRICS[$i]}" \
+    --realtime_event_loop
   loadgen_addresses+=("$HOST:${LG_PORTS[$i]}")
 done
 start evaluator mstperf-evaluator --port="$EV_PORT" --metrics_port="$EV_METRICS"

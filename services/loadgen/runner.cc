@@ -815,6 +815,14 @@ Runner::Runner(RunOptions options, Schedule schedule)
   stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
+std::string TrySetRealtime() {
+  sched_param param{};
+  param.sched_priority = 1;
+  int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);
+  if (rc == 0) return "";
+  return absl::StrCat("SCHED_FIFO refused: ", std::strerror(rc));
+}
+
 Runner::~Runner() {
   if (stop_fd_ >= 0) close(stop_fd_);
 }
@@ -827,9 +835,11 @@ void Runner::Stop() {
 absl::Status Runner::Run(const std::function<void(RequestResult&&)>& sink) {
   if (stop_fd_ < 0) return absl::InternalError("eventfd failed");
   if (options_.realtime) {
-    sched_param param{};
-    param.sched_priority = 1;
-    pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);  // best effort
+    // Best effort: without CAP_SYS_NICE (or an RLIMIT_RTPRIO) the loop runs SCHED_OTHER and
+    // the service says so in the iteration's summary.
+    std::string error = TrySetRealtime();
+    realtime_active_ = error.empty();
+    realtime_error_ = std::move(error);
   }
   Loop loop(this, sink);
   if (absl::Status s = loop.Init(); !s.ok()) return s;

@@ -87,11 +87,16 @@ struct RunOptions {
   uint32_t closed_loop_concurrency = 0;
   absl::Duration closed_loop_for = absl::InfiniteDuration();
   // Run the event loop thread SCHED_FIFO (priority 1) when the process may: scheduler
-  // wake-up delays of other processes on a shared core then never delay a send. Off by default.
+  // wake-up delays of other processes on a shared core then never delay a send. Off by default
+  // here; the service turns it on unless told not to (--realtime_event_loop).
   bool realtime = false;
   // Sends a request-index header ("X-Mstperf-Request: <idx>") with each request.
   bool index_header = true;
 };
+
+// Makes the calling thread SCHED_FIFO at priority 1: "" when done, else why not (the process
+// lacks CAP_SYS_NICE and an RLIMIT_RTPRIO, say).
+std::string TrySetRealtime();
 
 // The event loop of one iteration on the calling thread: an epoll set with a timerfd for the
 // schedule (absolute CLOCK_MONOTONIC deadlines, so no sleep quantisation), a timerfd for
@@ -131,6 +136,11 @@ class Runner {
   // server's, so the whole schedule moves instead and the summary says so. Valid once started().
   int64_t start_shift_us() const { return start_shift_ns_ / 1000; }
 
+  // Whether the event loop ran SCHED_FIFO, and when RunOptions::realtime asked for it but the
+  // host refused, why ("" otherwise). Valid once started().
+  bool realtime_active() const { return realtime_active_; }
+  const std::string& realtime_error() const { return realtime_error_; }
+
   static int64_t MonotonicNowNs();
 
  private:
@@ -146,6 +156,8 @@ class Runner {
   std::atomic<bool> started_{false};
   int stop_fd_ = -1;
   std::string end_reason_;
+  bool realtime_active_ = false;
+  std::string realtime_error_;
 };
 
 }  // namespace mstperf::loadgen

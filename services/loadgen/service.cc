@@ -757,6 +757,11 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
         " ms after start_at: this replica was ready (target probed, connections warm) only "
         "then; give the iteration a longer start lead"));
   }
+  if (options_.realtime_event_loop && runner.started() && !runner.realtime_active()) {
+    warnings.push_back(absl::StrCat(
+        "event loop ran at normal priority (", runner.realtime_error(),
+        "): other processes on this host could delay sends; give the loadgen CAP_SYS_NICE"));
+  }
   if (!runner_status.ok()) warnings.push_back(std::string(runner_status.message()));
 
   v1::IterationEvent ev;
@@ -771,6 +776,7 @@ grpc::Status LoadGeneratorService::RunIteration(grpc::ServerContext* context,
       runner.started() ? std::max(0.0, (RealNowUs() - runner.start_unix_us()) / 1e6) : 0.0);
   s->set_prompt_tokens_exact(prompts->exact());
   s->set_end_reason(runner.end_reason().empty() ? "cancelled" : runner.end_reason());
+  s->set_realtime_event_loop(runner.realtime_active());
   for (std::string& w : warnings) s->add_warnings(std::move(w));
   write(ev);
   MSTPERF_LOG(Info) << "iteration " << spec.iteration_id() << " replica " << replica << ": "

@@ -47,6 +47,10 @@ spec:
               value: {{ $values.port | quote }}
             - name: MSTPERF_METRICS_PORT
               value: {{ $values.metricsPort | quote }}
+            {{- if hasKey $values "realtimeEventLoop" }}
+            - name: MSTPERF_REALTIME_EVENT_LOOP
+              value: {{ ternary "true" "false" (eq $values.realtimeEventLoop true) | quote }}
+            {{- end }}
             {{- with $values.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -69,7 +73,19 @@ spec:
           resources:
             {{- toYaml . | nindent 12 }}
           {{- end }}
-          {{- with $ctx.Values.securityContext }}
+          {{- $sc := deepCopy ($ctx.Values.securityContext | default dict) }}
+          {{- if $values.realtimeEventLoop }}
+          {{- /* CAP_SYS_NICE lets the event loop run SCHED_FIFO. Kubernetes gives an added
+          capability to a non-root process only through file capabilities, which
+          allowPrivilegeEscalation=false disables, so this container runs as uid 0 with every
+          other capability dropped (docs/deploy.md). */}}
+          {{- $caps := deepCopy (get $sc "capabilities" | default dict) }}
+          {{- $_ := set $caps "add" (list "SYS_NICE") }}
+          {{- $_ := set $sc "capabilities" $caps }}
+          {{- $_ := set $sc "runAsUser" 0 }}
+          {{- $_ := set $sc "runAsNonRoot" false }}
+          {{- end }}
+          {{- with $sc }}
           securityContext:
             {{- toYaml . | nindent 12 }}
           {{- end }}

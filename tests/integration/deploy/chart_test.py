@@ -116,6 +116,14 @@ class LintAndValidateTest(unittest.TestCase):
         p = run([KUBE_VALIDATE, "-policy"], stdin=writable)
         self.assertEqual(p.returncode, 1)
         self.assertIn("readOnlyRootFilesystem", p.stderr)
+        # Root is allowed only with SYS_NICE as the one capability (the loadgen's real-time loop).
+        self.assertIn("- SYS_NICE", text)
+        for cap in ("SYS_ADMIN", "NET_RAW"):
+            with self.subTest(capability=cap):
+                p = run([KUBE_VALIDATE, "-policy"], stdin=text.replace("- SYS_NICE", f"- {cap}"))
+                self.assertEqual(p.returncode, 1)
+                self.assertIn(f"capability {cap} added", p.stderr)
+                self.assertIn("runAsNonRoot", p.stderr)
 
 
 class SchemaTest(unittest.TestCase):
@@ -195,6 +203,25 @@ class RenderedChartTest(unittest.TestCase):
                 self.assertEqual(pod["securityContext"]["runAsUser"], 10001)
                 self.assertEqual(pod["serviceAccountName"], FULLNAME)
                 self.assertFalse(pod["automountServiceAccountToken"])
+
+    def test_loadgen_may_run_its_event_loop_real_time_and_can_be_told_not_to(self):
+        c = self.deployment("loadgen")["spec"]["template"]["spec"]["containers"][0]
+        sc = c["securityContext"]
+        self.assertEqual(sc["capabilities"], {"drop": ["ALL"], "add": ["SYS_NICE"]})
+        self.assertEqual(sc["runAsUser"], 0)
+        self.assertFalse(sc["runAsNonRoot"])
+        self.assertFalse(sc["allowPrivilegeEscalation"])
+        self.assertEqual(env_of(c)["MSTPERF_REALTIME_EVENT_LOOP"], "true")
+        # The other components keep the shared, unprivileged context.
+        ev = self.deployment("evaluator")["spec"]["template"]["spec"]["containers"][0]
+        self.assertNotIn("add", ev["securityContext"]["capabilities"])
+        self.assertNotIn("runAsUser", ev["securityContext"])
+        _, objects = helm_template("--set", "loadgen.realtimeEventLoop=false")
+        off = find(objects, "Deployment", f"{FULLNAME}-loadgen")
+        c = off["spec"]["template"]["spec"]["containers"][0]
+        self.assertEqual(c["securityContext"]["capabilities"], {"drop": ["ALL"]})
+        self.assertNotIn("runAsUser", c["securityContext"])
+        self.assertEqual(env_of(c)["MSTPERF_REALTIME_EVENT_LOOP"], "false")
 
     def test_results_on_a_pvc_or_an_existing_claim(self):
         pvc = find(self.objects, "PersistentVolumeClaim", f"{FULLNAME}-controller-results")
